@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Each sets itself up from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SCALE ?= demo
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip uv >/dev/null
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,notebook]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+## Start the embedded S3, `dvc repro` the demo selection, print the summary.
+demo: setup
+	$(BIN)/isc-kit demo --scale $(SCALE)
+
+## Install system packages the tests need (Chromium for the browser tests), then run every test.
+test: setup
+	@bash scripts/system-deps.sh
+	$(BIN)/ruff check isc_kit tests bench
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff format --check isc_kit tests bench
+	$(BIN)/ruff check isc_kit tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

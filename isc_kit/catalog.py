@@ -1,0 +1,127 @@
+"""The catalog: which image sets exist, their ids, key prefixes and regional buckets.
+
+Values are the publisher's (see the download instructions); every place-naming value is a
+default that :func:`isc_kit.config.resolve_source` lets the caller override.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from .errors import ConfigError, UnknownSetError
+
+DEFAULT_BUCKET = "drivendata-competition-fb-isc-data"
+
+#: Region name -> suffix appended to the bucket name, and the AWS region it lives in.
+REGIONS: dict[str, tuple[str, str]] = {
+    "us-west": ("", "us-west-2"),
+    "eu": ("-eu", "eu-central-1"),
+    "asia": ("-asia", "ap-southeast-1"),
+}
+DEFAULT_REGION = "us-west"
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One set of the catalog: ``letter`` + ``digits`` zero-padded numbers in ``[first, last]``."""
+
+    name: str
+    letter: str
+    digits: int
+    first: int
+    last: int
+    prefix: str
+    count: int
+    approx_bytes: int
+    metadata_name: str
+    description: str
+
+    @property
+    def id_pattern(self) -> str:
+        """Regular expression an image id of this set matches."""
+        return rf"^{self.letter}\d{{{self.digits}}}$"
+
+    def format_id(self, number: int) -> str:
+        return f"{self.letter}{number:0{self.digits}d}"
+
+    @property
+    def first_id(self) -> str:
+        return self.format_id(self.first)
+
+    @property
+    def last_id(self) -> str:
+        return self.format_id(self.last)
+
+    def parse_id(self, image_id: str) -> int:
+        """Number of an id of this set; raises ConfigError for anything else."""
+        if not re.fullmatch(self.id_pattern, image_id):
+            raise ConfigError(
+                f"{image_id!r} is not a {self.name} id (expected {self.first_id}..{self.last_id})"
+            )
+        number = int(image_id[1:])
+        if not self.first <= number <= self.last:
+            raise ConfigError(f"{image_id!r} is outside the {self.name} set ({self.first_id}..{self.last_id})")
+        return number
+
+    def with_prefix(self, prefix: str) -> ImageSet:
+        return replace(self, prefix=normalize_prefix(prefix))
+
+
+GB = 1_000_000_000
+
+SETS: dict[str, ImageSet] = {
+    s.name: s
+    for s in (
+        ImageSet("query", "Q", 5, 0, 49_999, "all/query_images/", 50_000, 7 * GB,
+                 "query_images_metadata.csv", "Phase-1 queries: edited copies of references, and distractors"),
+        ImageSet("reference", "R", 6, 0, 999_999, "all/reference_images/", 1_000_000, 178 * GB,
+                 "reference_images_metadata.csv", "The reference collection queries are matched against"),
+        ImageSet("training", "T", 6, 0, 999_999, "all/training_images/", 1_000_000, 175 * GB,
+                 "training_images_metadata.csv", "Unlabelled images for training descriptors"),
+        ImageSet("phase2", "Q", 5, 50_000, 99_999, "all/query_images_phase2/", 50_000, 7 * GB,
+                 "query_images_phase2_metadata.csv",
+                 "Phase-2 queries (the prefix is not certain in public sources: override it)"),
+    )
+}
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``'all/query_images'`` -> ``'all/query_images/'``; rejects absolute and ``..`` prefixes."""
+    p = prefix.strip().lstrip("/")
+    if any(part in ("..", ".") for part in p.split("/")):
+        raise ConfigError(f"prefix {prefix!r} may not contain '.' or '..' parts")
+    return p if not p or p.endswith("/") else p + "/"
+
+
+def get_set(name: str) -> ImageSet:
+    """The catalog entry for ``name``; a clear error listing the known names otherwise."""
+    try:
+        return SETS[name]
+    except KeyError:
+        raise UnknownSetError(f"unknown set {name!r}; known sets: {', '.join(SETS)}") from None
+
+
+def bucket_for_region(bucket: str, region: str) -> str:
+    """Bucket name for a region: the publisher appends ``-eu`` or ``-asia`` to the base name."""
+    try:
+        suffix = REGIONS[region][0]
+    except KeyError:
+        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}") from None
+    return base_bucket(bucket) + suffix
+
+
+def base_bucket(bucket: str) -> str:
+    """The bucket name without a regional suffix."""
+    for suffix, _ in REGIONS.values():
+        if suffix and bucket.endswith(suffix):
+            return bucket[: -len(suffix)]
+    return bucket
+
+
+def aws_region(region: str) -> str:
+    """The AWS region code (``us-west-2``...) behind a catalog region name."""
+    try:
+        return REGIONS[region][1]
+    except KeyError:
+        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}") from None
