@@ -61,7 +61,9 @@ class ImageSet:
             )
         number = int(image_id[1:])
         if not self.first <= number <= self.last:
-            raise ConfigError(f"{image_id!r} is outside the {self.name} set ({self.first_id}..{self.last_id})")
+            raise ConfigError(
+                f"{image_id!r} is outside the {self.name} set ({self.first_id}..{self.last_id})"
+            )
         return number
 
     def with_prefix(self, prefix: str) -> ImageSet:
@@ -73,15 +75,54 @@ GB = 1_000_000_000
 SETS: dict[str, ImageSet] = {
     s.name: s
     for s in (
-        ImageSet("query", "Q", 5, 0, 49_999, "all/query_images/", 50_000, 7 * GB,
-                 "query_images_metadata.csv", "Phase-1 queries: edited copies of references, and distractors"),
-        ImageSet("reference", "R", 6, 0, 999_999, "all/reference_images/", 1_000_000, 178 * GB,
-                 "reference_images_metadata.csv", "The reference collection queries are matched against"),
-        ImageSet("training", "T", 6, 0, 999_999, "all/training_images/", 1_000_000, 175 * GB,
-                 "training_images_metadata.csv", "Unlabelled images for training descriptors"),
-        ImageSet("phase2", "Q", 5, 50_000, 99_999, "all/query_images_phase2/", 50_000, 7 * GB,
-                 "query_images_phase2_metadata.csv",
-                 "Phase-2 queries (the prefix is not certain in public sources: override it)"),
+        ImageSet(
+            "query",
+            "Q",
+            5,
+            0,
+            49_999,
+            "all/query_images/",
+            50_000,
+            7 * GB,
+            "query_images_metadata.csv",
+            "Phase-1 queries: edited copies of references, and distractors",
+        ),
+        ImageSet(
+            "reference",
+            "R",
+            6,
+            0,
+            999_999,
+            "all/reference_images/",
+            1_000_000,
+            178 * GB,
+            "reference_images_metadata.csv",
+            "The reference collection queries are matched against",
+        ),
+        ImageSet(
+            "training",
+            "T",
+            6,
+            0,
+            999_999,
+            "all/training_images/",
+            1_000_000,
+            175 * GB,
+            "training_images_metadata.csv",
+            "Unlabelled images for training descriptors",
+        ),
+        ImageSet(
+            "phase2",
+            "Q",
+            5,
+            50_000,
+            99_999,
+            "all/query_images_phase2/",
+            50_000,
+            7 * GB,
+            "query_images_phase2_metadata.csv",
+            "Phase-2 queries (the prefix is not certain in public sources: override it)",
+        ),
     )
 }
 

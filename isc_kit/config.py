@@ -59,7 +59,9 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file; run from the project folder or pass --params") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+        raise ConfigError(
+            f"{p}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -109,8 +109,9 @@ def translate_error(err: BaseException, url: str, source: Source) -> SourceError
         if source.anon:
             hint = "check the bucket and region, or pass credentials with --no-anon if the bucket is private"
         return AccessDeniedError(f"{url}: access denied (403) at {where}; {hint}", url=url)
-    return SourceError(f"{url}: {type(err).__name__}: {err} (endpoint {where}); check the network and endpoint",
-                       url=url)
+    return SourceError(
+        f"{url}: {type(err).__name__}: {err} (endpoint {where}); check the network and endpoint", url=url
+    )
 
 
 def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[str, Any]]:
@@ -119,8 +120,10 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
     root = f"{source.bucket_name}/{prefix}"
     logger.info("listing %s", f"s3://{root}")
     try:
-        found = fs.find(root, detail=True, prefix="") if prefix.endswith("/") else fs.find(
-            root.rsplit("/", 1)[0] + "/", detail=True, prefix=root.rsplit("/", 1)[1]
+        found = (
+            fs.find(root, detail=True, prefix="")
+            if prefix.endswith("/")
+            else fs.find(root.rsplit("/", 1)[0] + "/", detail=True, prefix=root.rsplit("/", 1)[1])
         )
     except (OSError, ValueError) as err:
         raise translate_error(err, f"s3://{root}", source) from err
@@ -128,4 +131,8 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
     for path, info in found.items():
         if info.get("type") == "directory":
             continue
-        yield {"key": path[cut:], "size": int(info.get("size") or 0), "etag": str(info.get("ETag", "")).strip('"')}
+        yield {
+            "key": path[cut:],
+            "size": int(info.get("size") or 0),
+            "etag": str(info.get("ETag", "")).strip('"'),
+        }

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="isc-kit",
         description="Fetch, verify, pin and explore the Image Similarity Challenge image sets.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; -v shows tracebacks")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging; -v shows tracebacks"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -1,0 +1,128 @@
+"""Argument groups and output helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..catalog import REGIONS, SETS
+from ..errors import ConfigError
+from ..select import Selection
+from ..source import Source, resolve_source
+
+
+class _OrderedFilter(argparse.Action):
+    """Collect ``--exclude``/``--include`` in command-line order into ``args.filters``."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        filters = list(getattr(namespace, "filters", None) or [])
+        filters.append((self.dest, values))
+        namespace.filters = filters
+
+
+def add_source_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("source")
+    g.add_argument(
+        "--region", choices=list(REGIONS), help="bucket mirror (default: $ISC_KIT_REGION or us-west)"
+    )
+    g.add_argument("--bucket", help="base bucket name (default: the publisher's)")
+    g.add_argument(
+        "--endpoint-url",
+        help="S3 endpoint (default: $ISC_KIT_ENDPOINT_URL, $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)",
+    )
+    g.add_argument(
+        "--no-anon",
+        dest="anon",
+        action="store_false",
+        default=None,
+        help="sign requests with AWS credentials",
+    )
+
+
+def source_from_args(args: argparse.Namespace) -> Source:
+    return resolve_source(
+        bucket=getattr(args, "bucket", None),
+        region=getattr(args, "region", None),
+        endpoint_url=getattr(args, "endpoint_url", None),
+        anon=getattr(args, "anon", None),
+    )
+
+
+def add_set_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("set", metavar="SET", help=f"one of {', '.join(SETS)}")
+    p.add_argument("--prefix", help="key prefix of the set (default: the catalog's)")
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--metadata", metavar="CSV", help="publisher metadata CSV (local path or s3:// URL)")
+    src.add_argument("--from-listing", action="store_true", help="list the bucket instead of reading a CSV")
+
+
+def add_selection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("selection (combined with AND; sample last)")
+    g.add_argument(
+        "--exclude", action=_OrderedFilter, metavar="P", help="AWS CLI filter: exclude keys matching glob P"
+    )
+    g.add_argument(
+        "--include",
+        action=_OrderedFilter,
+        metavar="P",
+        help="AWS CLI filter; filters apply in order and the last match wins",
+    )
+    g.add_argument(
+        "--ids", action="append", default=[], metavar="A:B", help="inclusive id range, e.g. Q00000:Q00999"
+    )
+    g.add_argument("--id-file", metavar="FILE", help="text file with one id per line")
+    g.add_argument("--sample", type=int, metavar="N", help="seeded random sample of N images")
+    g.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    g.add_argument("--ground-truth", metavar="GT", help="ground-truth CSV for a pair-aware subset")
+    g.add_argument("--gt-queries", type=int, metavar="K", help="with --ground-truth: sample K queries")
+    g.add_argument(
+        "--gt-distractors",
+        type=int,
+        default=0,
+        metavar="M",
+        help="with --ground-truth: add M unmatched references",
+    )
+    p.set_defaults(filters=[])
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    if args.sample is not None and args.sample < 0:
+        raise ConfigError(f"--sample must be 0 or more, not {args.sample}")
+    return Selection(
+        filters=tuple(args.filters or ()),
+        ranges=tuple(args.ids or ()),
+        id_file=args.id_file,
+        sample=args.sample,
+        seed=args.seed,
+    )
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A plain aligned text table on stdout."""
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print(
+            "  ".join(v.rjust(w) if v[:1].isdigit() else v.ljust(w) for v, w in zip(row, widths, strict=True))
+        )

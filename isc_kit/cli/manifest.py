@@ -1,0 +1,42 @@
+"""``isc-kit manifest``: publisher CSV (or bucket listing) + selection -> pinned manifest."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..manifest import write_pinned
+from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, print_json
+from ._load import selected_manifest
+
+NAME = "manifest"
+HELP = "validate a metadata CSV (or list the bucket), select, and write a pinned manifest"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_set_arg(p)
+    add_input_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="PINNED", help="pinned manifest to write")
+    add_selection_args(p)
+    add_source_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = selected_manifest(args)
+    fingerprint = write_pinned(manifest, args.output)
+    if args.json:
+        print_json(
+            {
+                "set": manifest.set_name,
+                "count": len(manifest),
+                "bytes": manifest.total_bytes,
+                "output": args.output,
+                "fingerprint": fingerprint,
+            }
+        )
+    else:
+        print(f"{args.output}: {len(manifest):,} {manifest.set_name} images, {fingerprint}")
+    return 0
