@@ -1,0 +1,5 @@
+"""``python -m isc_kit`` is ``isc-kit``."""
+
+from .cli.main import entry
+
+entry()
