@@ -1,0 +1,396 @@
+"""Matching-track predictions and the ISC micro-average precision (µAP).
+
+The metric follows the competition's definition: all predictions of all queries are sorted
+by score, highest first, with ties broken pessimistically (at equal score the wrong
+predictions come first, so a constant score earns nothing); at rank ``i`` precision is
+``TP_i / i`` and recall ``TP_i / P`` with ``P`` the number of ground-truth pairs, and
+``µAP = Σ_i (recall_i − recall_{i−1}) · precision_i``. Recall at precision ≥ 0.9 is the highest
+recall among ranks whose precision is at least 0.9, with the score at that rank.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .catalog import SETS, ImageSet
+from .errors import ConfigError, InputFileError, Problem
+from .groundtruth import GroundTruth, query_id_checker, reference_id_checker
+
+logger = logging.getLogger(__name__)
+
+HEADER = ("query_id", "reference_id", "score")
+#: The competition scored at most this many predictions per submission.
+DEFAULT_MAX_PREDICTIONS = 500_000
+_MAX_PROBLEMS = InputFileError.max_shown
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Scored candidate matches: parallel arrays, one entry per ``(query, reference)`` pair.
+
+    ``lines`` holds each row's line number in its file (``None`` when built in memory).
+    """
+
+    query_ids: np.ndarray
+    reference_ids: np.ndarray
+    scores: np.ndarray
+    lines: np.ndarray | None = None
+    source: str = "<memory>"
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str, float]], *, source: str = "<memory>") -> Predictions:
+        """Predictions from ``(query_id, reference_id, score)`` tuples (ids are not validated)."""
+        rows = list(rows)
+        q = np.array([r[0] for r in rows], dtype=object)
+        r = np.array([r[1] for r in rows], dtype=object)
+        s = np.array([float(r[2]) for r in rows], dtype=np.float64)
+        return cls(q, r, s, None, source)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def line_of(self, index: int) -> int:
+        """File line of row ``index`` (1-based row number when built in memory)."""
+        return int(self.lines[index]) if self.lines is not None else index + 1
+
+
+def find_duplicates(predictions: Predictions) -> tuple[list[Problem], int]:
+    """Problems for repeated ``(query, reference)`` pairs (at most 20) and their total count."""
+    frame = pd.DataFrame({"q": predictions.query_ids, "r": predictions.reference_ids})
+    dup = frame.duplicated(keep="first").to_numpy()
+    n = int(dup.sum())
+    if not n:
+        return [], 0
+    first_index = frame.groupby(["q", "r"], sort=False).ngroup().to_numpy()
+    first_row: dict[int, int] = {}
+    problems: list[Problem] = []
+    for i, g in enumerate(first_index):
+        if g not in first_row:
+            first_row[g] = i
+        elif len(problems) < _MAX_PROBLEMS:
+            problems.append(
+                Problem(
+                    predictions.line_of(i),
+                    "",
+                    f"{predictions.query_ids[i]},{predictions.reference_ids[i]}",
+                    f"duplicate prediction (first on line {predictions.line_of(first_row[g])}); "
+                    "each (query, reference) pair may appear once",
+                )
+            )
+        else:
+            break
+    return problems, n
+
+
+def _valid_ids(values: pd.Series, sets: tuple[ImageSet, ...]) -> np.ndarray:
+    """Vectorised id check: matches some set's pattern with its number in that set's range."""
+    ok = np.zeros(len(values), dtype=bool)
+    for s in sets:
+        match = values.str.fullmatch(s.id_pattern[1:-1]).to_numpy(dtype=bool)
+        # Fixed-width, zero-padded ids compare as strings exactly like their numbers.
+        text = values.to_numpy(dtype=object)
+        ok |= match & (text >= s.first_id) & (text <= s.last_id)
+    return ok
+
+
+def _load_fast(path: Path) -> Predictions | None:
+    """Vectorised read of a well-formed file; ``None`` when anything is off (the slow path explains)."""
+    try:
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True, engine="c"
+        )
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    if tuple(frame.columns) != HEADER:
+        return None
+    q, r = frame["query_id"], frame["reference_id"]
+    scores = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=np.float64)
+    if not (
+        np.isfinite(scores).all()
+        and _valid_ids(q, (SETS["query"], SETS["phase2"])).all()
+        and _valid_ids(r, (SETS["reference"],)).all()
+        and not frame.duplicated(["query_id", "reference_id"]).any()
+    ):
+        return None
+    return Predictions(q.to_numpy(dtype=object), r.to_numpy(dtype=object), scores, None, str(path))
+
+
+def load_predictions(path: str | Path) -> Predictions:
+    """Read and validate a matching-track CSV ``query_id,reference_id,score`` (header required).
+
+    Every row needs a valid query and reference id and a finite float score; a pair may appear
+    only once (the competition rejected such files too). Raises :class:`InputFileError`.
+    """
+    path = Path(path)
+    fast = _load_fast(path)
+    if fast is not None:
+        logger.info("predictions %s: %d rows", path, len(fast))
+        return fast
+    is_query, query_desc = query_id_checker()
+    is_ref, ref_desc = reference_id_checker()
+    problems: list[Problem] = []
+    total = 0
+
+    def problem(line: int, column: str, value: str, message: str) -> None:
+        nonlocal total
+        total += 1
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append(Problem(line, column, value, message))
+
+    qs: list[str] = []
+    rs: list[str] = []
+    scores: list[float] = []
+    lines: list[int] = []
+    seen_header = False
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            for row in reader:
+                line = reader.line_num
+                if not row or row == [""]:
+                    continue
+                cells = [c.strip() for c in row]
+                if not seen_header:
+                    seen_header = True
+                    if tuple(c.lower() for c in cells) != HEADER:
+                        problem(line, "", ",".join(row), f"the header must be {','.join(HEADER)}")
+                        if len(cells) != 3 or not is_query(cells[0]):
+                            continue
+                    else:
+                        continue
+                if len(cells) != 3:
+                    problem(
+                        line, "", ",".join(row), f"expected 3 columns ({','.join(HEADER)}), got {len(cells)}"
+                    )
+                    continue
+                q, r, s = cells
+                ok = True
+                if not is_query(q):
+                    problem(line, "query_id", q, f"not a query id ({query_desc})")
+                    ok = False
+                if not is_ref(r):
+                    problem(line, "reference_id", r, f"not a reference id ({ref_desc})")
+                    ok = False
+                try:
+                    score = float(s)
+                except ValueError:
+                    problem(line, "score", s, "not a number")
+                    continue
+                if not math.isfinite(score):
+                    problem(line, "score", s, "score must be finite")
+                    continue
+                if ok:
+                    qs.append(q)
+                    rs.append(r)
+                    scores.append(score)
+                    lines.append(line)
+    except csv.Error as err:
+        raise InputFileError(
+            str(path), [Problem(reader.line_num, "", "", f"unreadable CSV ({err})")]
+        ) from err
+    except UnicodeDecodeError as err:
+        raise InputFileError(
+            str(path), [Problem(0, "", "", f"not UTF-8 text ({err.reason})")], hint="is this a CSV file?"
+        ) from err
+    except OSError as err:
+        raise InputFileError(str(path), [Problem(0, "", "", f"cannot read ({err.strerror})")]) from err
+    if not seen_header:
+        raise InputFileError(
+            str(path), [Problem(0, "", "", f"empty file; the header must be {','.join(HEADER)}")]
+        )
+    predictions = Predictions(
+        np.array(qs, dtype=object),
+        np.array(rs, dtype=object),
+        np.array(scores, dtype=np.float64),
+        np.array(lines, dtype=np.int64),
+        str(path),
+    )
+    dups, n_dups = find_duplicates(predictions)
+    total += n_dups
+    problems = sorted(problems + dups, key=lambda p: p.line)[:_MAX_PROBLEMS]
+    if problems:
+        raise InputFileError(str(path), problems, total=total, hint="expected rows 'Q12345,R123456,0.87'")
+    logger.info("predictions %s: %d rows", path, len(predictions))
+    return predictions
+
+
+def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) -> int:
+    """Write ``(query_id, reference_id, score)`` rows as a matching-track CSV (atomically); returns the row count."""
+    path = Path(path)
+    n = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(",".join(HEADER) + "\n")
+            for q, r, s in rows:
+                f.write(f"{q},{r},{float(s):.9g}\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """µAP and friends; counts say what was scored and what was left out."""
+
+    muap: float
+    recall_at_p90: float | None
+    threshold_at_p90: float | None
+    recall_at_rank1: float
+    recall_at_rank10: float
+    n_predictions: int  # scored
+    n_true_positives: int  # among the scored predictions
+    n_gt_pairs: int
+    n_queries: int  # in the ground truth, distractors included
+    n_input: int  # predictions given
+    n_dropped: int  # query not in the ground truth
+    n_dropped_reference: int  # reference outside the ground truth's reference selection
+    n_truncated: int  # beyond max_predictions
+    precisions: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
+    recalls: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
+    thresholds: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Scalar fields only, JSON-ready."""
+        skip = {"precisions", "recalls", "thresholds"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def summary(self) -> str:
+        p90 = (
+            f"{self.recall_at_p90:.4f} (score >= {self.threshold_at_p90:.6g})"
+            if self.recall_at_p90 is not None
+            else "precision 0.9 not reached"
+        )
+        lines = [
+            f"µAP               {self.muap:.4f}",
+            f"recall at P90     {p90}",
+            f"recall at rank 1  {self.recall_at_rank1:.4f}",
+            f"recall at rank 10 {self.recall_at_rank10:.4f}",
+            f"scored {self.n_predictions} predictions ({self.n_true_positives} correct) against "
+            f"{self.n_gt_pairs} ground-truth pairs over {self.n_queries} queries",
+        ]
+        left_out = []
+        if self.n_dropped:
+            left_out.append(f"{self.n_dropped} for queries not in the ground truth")
+        if self.n_dropped_reference:
+            left_out.append(f"{self.n_dropped_reference} for references not selected")
+        if self.n_truncated:
+            left_out.append(f"{self.n_truncated} beyond the maximum")
+        if left_out:
+            lines.append("left out: " + ", ".join(left_out))
+        return "\n".join(lines)
+
+
+def _keys(queries: np.ndarray, references: np.ndarray) -> pd.Series:
+    return (
+        pd.Series(queries, dtype=object).astype(str) + "," + pd.Series(references, dtype=object).astype(str)
+    )
+
+
+def evaluate(
+    gt: GroundTruth,
+    predictions: Predictions,
+    *,
+    max_predictions: int | None = DEFAULT_MAX_PREDICTIONS,
+) -> EvalResult:
+    """Score ``predictions`` against ``gt`` with the ISC micro-average precision.
+
+    Predictions for queries outside ``gt.queries`` (and, when ``gt.references`` is set, for
+    references outside it) are dropped and counted. Of the rest, at most ``max_predictions``
+    (the highest-scoring, ties broken pessimistically) are scored; ``None`` scores all.
+    Raises :class:`InputFileError` on duplicate pairs and :class:`ConfigError` when the
+    ground truth has no pairs (µAP would be undefined).
+    """
+    if gt.n_pairs == 0:
+        raise ConfigError(
+            f"the ground truth ({gt.source}) has no matched pairs, so µAP is undefined; "
+            "widen the selection or check the file"
+        )
+    if max_predictions is not None and max_predictions < 0:
+        raise ConfigError(f"max_predictions must be >= 0, got {max_predictions}")
+    dups, n_dups = find_duplicates(predictions)
+    if dups:
+        raise InputFileError(
+            predictions.source, dups, total=n_dups, hint="keep one row per (query, reference)"
+        )
+
+    n_input = len(predictions)
+    q = pd.Series(predictions.query_ids, dtype=object)
+    keep = q.isin(gt.queries).to_numpy()
+    n_dropped = int((~keep).sum())
+    n_dropped_ref = 0
+    if gt.references is not None:
+        ref_ok = pd.Series(predictions.reference_ids, dtype=object).isin(gt.references).to_numpy()
+        n_dropped_ref = int((keep & ~ref_ok).sum())
+        keep = keep & ref_ok
+    queries = predictions.query_ids[keep]
+    references = predictions.reference_ids[keep]
+    scores = predictions.scores[keep].astype(np.float64)
+    gt_keys = {f"{a},{b}" for a, b in gt.pairs}
+    labels = _keys(queries, references).isin(gt_keys).to_numpy()
+
+    # Score descending; at equal score, wrong predictions (label 0) before right ones.
+    order = np.lexsort((labels.astype(np.int8), -scores))
+    n_truncated = 0
+    if max_predictions is not None and len(order) > max_predictions:
+        n_truncated = len(order) - max_predictions
+        order = order[:max_predictions]
+    queries, scores, labels = queries[order], scores[order], labels[order]
+
+    n_pos = gt.n_pairs
+    tp = np.cumsum(labels)
+    precisions = tp / np.arange(1, len(tp) + 1)
+    recalls = tp / n_pos
+    muap = float(np.sum(np.diff(recalls, prepend=0.0) * precisions)) if len(tp) else 0.0
+
+    recall_p90 = threshold_p90 = None
+    valid = np.flatnonzero(precisions >= 0.9)
+    if len(valid):
+        best = valid[np.argmax(recalls[valid])]
+        recall_p90, threshold_p90 = float(recalls[best]), float(scores[best])
+
+    rank1 = rank10 = 0.0
+    if len(tp):
+        # Rank of a correct prediction within its query: predictions of that query scoring >= it, minus one.
+        ranks = (
+            pd.Series(scores)
+            .groupby(pd.Series(queries, dtype=object).to_numpy())
+            .rank(method="max", ascending=False)
+        )
+        ranks = ranks.to_numpy()[labels] - 1
+        rank1 = float(np.sum(ranks < 1) / n_pos)
+        rank10 = float(np.sum(ranks < 10) / n_pos)
+
+    result = EvalResult(
+        muap=muap,
+        recall_at_p90=recall_p90,
+        threshold_at_p90=threshold_p90,
+        recall_at_rank1=rank1,
+        recall_at_rank10=rank10,
+        n_predictions=len(scores),
+        n_true_positives=int(tp[-1]) if len(tp) else 0,
+        n_gt_pairs=n_pos,
+        n_queries=len(gt.queries),
+        n_input=n_input,
+        n_dropped=n_dropped,
+        n_dropped_reference=n_dropped_ref,
+        n_truncated=n_truncated,
+        precisions=precisions,
+        recalls=recalls,
+        thresholds=scores,
+    )
+    logger.info("µAP %.4f over %d predictions and %d ground-truth pairs", muap, len(scores), n_pos)
+    return result
