@@ -104,7 +104,7 @@ def translate_error(err: BaseException, url: str, source: Source) -> SourceError
             "and the key prefix",
             url=url,
         )
-    if isinstance(err, PermissionError):
+    if isinstance(err, PermissionError) or "AccessDenied" in str(err):
         hint = "the bucket is public: try anonymous access (anon=True, the default)"
         if source.anon:
             hint = "check the bucket and region, or pass credentials with --no-anon if the bucket is private"
@@ -119,13 +119,15 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
     fs = fs or make_filesystem(source)
     root = f"{source.bucket_name}/{prefix}"
     logger.info("listing %s", f"s3://{root}")
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         found = (
             fs.find(root, detail=True, prefix="")
             if prefix.endswith("/")
             else fs.find(root.rsplit("/", 1)[0] + "/", detail=True, prefix=root.rsplit("/", 1)[1])
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, BotoCoreError, ClientError) as err:
         raise translate_error(err, f"s3://{root}", source) from err
     cut = len(source.bucket_name) + 1
     for path, info in found.items():

@@ -19,7 +19,9 @@ def _isolated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Fake credentials and config files in a temp folder, so nobody's ~/.aws is read; restored afterwards."""
     home = tmp_path_factory.mktemp("aws")
     (home / "config").write_text("[default]\nregion = us-west-2\n")
-    (home / "credentials").write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    (home / "credentials").write_text(
+        "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
     saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith(("AWS_", "ISC_KIT_")):

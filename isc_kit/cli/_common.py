@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import REGIONS, SETS
 from ..errors import ConfigError
-from ..select import Selection
 from ..source import Source, resolve_source
+
+if TYPE_CHECKING:
+    from ..select import Selection
 
 
 class _OrderedFilter(argparse.Action):
@@ -91,6 +93,8 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def selection_from_args(args: argparse.Namespace) -> Selection:
+    from ..select import Selection
+
     if args.sample is not None and args.sample < 0:
         raise ConfigError(f"--sample must be 0 or more, not {args.sample}")
     return Selection(
