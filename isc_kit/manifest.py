@@ -120,7 +120,7 @@ def _line_of(data: bytes, offset: int) -> int:
 
 
 def _check_text(path: str, data: bytes) -> bytes:
-    """Strip a UTF-8 BOM; reject NUL bytes and invalid UTF-8 with the line they are on."""
+    """Strip a UTF-8 BOM; reject NUL bytes with the line they are on (UTF-8 is checked while parsing)."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     nul = data.find(b"\x00")
@@ -137,27 +137,26 @@ def _check_text(path: str, data: bytes) -> bytes:
             ],
             hint="pass the metadata CSV itself (not an archive or image)",
         )
+    return data
+
+
+def _utf8_error(path: str, data: bytes) -> InputFileError | None:
+    """The first invalid UTF-8 sequence as an error naming its line, or None."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputFileError(
+        value = repr(data[err.start : err.start + 8])
+        return InputFileError(
             path,
-            [
-                Problem(
-                    _line_of(data, err.start),
-                    "",
-                    repr(data[err.start : err.start + 8]),
-                    "not valid UTF-8 text",
-                )
-            ],
+            [Problem(_line_of(data, err.start), "", value, "not valid UTF-8 text")],
             hint="save the file as UTF-8",
-        ) from None
-    return data
+        )
+    return None
 
 
 def _check_header(path: str, data: bytes, expected: tuple[str, ...]) -> None:
     end = data.find(b"\n")
-    first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
+    first = (data if end < 0 else data[:end]).decode("utf-8", "replace").rstrip("\r")
     got = tuple(c.strip().strip('"').strip().lower() for c in first.split(","))
     if got != expected:
         raise InputFileError(
@@ -198,7 +197,9 @@ def _read_rows(
             ),
         )
     except pa.ArrowInvalid as err:
-        raise InputFileError(path, [Problem(0, "", "", f"cannot parse as CSV: {err}")]) from None
+        raise _utf8_error(path, data) or InputFileError(
+            path, [Problem(0, "", "", f"cannot parse as CSV: {err}")]
+        ) from None
     skipped = np.array(sorted(p.line for p in bad), dtype=np.int64)
     n_lines = table.num_rows + len(skipped)
     lines = np.setdiff1d(np.arange(2, n_lines + 2, dtype=np.int64), skipped, assume_unique=True)
@@ -223,6 +224,14 @@ class _Checker:
         if self.total:
             self.problems.sort(key=lambda p: p.line)
             raise InputFileError(self.path, self.problems, total=self.total, hint=hint)
+
+
+def _first_occurrence(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """True where a value is seen for the first time (cheap when there are no duplicates at all)."""
+    if pc.count_distinct(values).as_py() == len(values):
+        return pa.chunked_array([pa.array(np.ones(len(values), dtype=bool))])
+    dup = pd.Series(values.to_numpy(zero_copy_only=False)).duplicated().to_numpy()
+    return pa.chunked_array([pa.array(~dup)])
 
 
 def _id_ok(ids: pa.ChunkedArray, image_set: ImageSet) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
@@ -294,8 +303,7 @@ def read_metadata(
     relpaths = pc.replace_substring_regex(uris, uri_re, "")
     agrees = pc.equal(relpaths, pc.binary_join_element_wise(ids, ".jpg", ""))
     check.require(pc.or_(pc.invert(in_place), agrees), "s3_uri", uris, "file name does not match image_id")
-    dup = pd.Series(ids.to_numpy(zero_copy_only=False)).duplicated().to_numpy()
-    check.require(pa.chunked_array([pa.array(~dup)]), "image_id", ids, "duplicate image_id")
+    check.require(_first_occurrence(ids), "image_id", ids, "duplicate image_id")
     check.raise_if_any("fix or remove these lines, or download the metadata CSV again")
 
     frame = pd.DataFrame(
@@ -490,8 +498,7 @@ def load_pinned(path: str | os.PathLike[str]) -> Manifest:
         sizes,
         "size must be a whole number of bytes or empty",
     )
-    dup = pd.Series(ids.to_numpy(zero_copy_only=False)).duplicated().to_numpy()
-    check.require(pa.chunked_array([pa.array(~dup)]), "image_id", ids, "duplicate image_id")
+    check.require(_first_occurrence(ids), "image_id", ids, "duplicate image_id")
     check.raise_if_any("the pinned manifest was edited or damaged; re-create it with `isc-kit manifest`")
     frame = pd.DataFrame(
         {
