@@ -434,7 +434,7 @@ def _header_fields(path: str, data: bytes) -> tuple[dict[str, str], int]:
     while data.startswith(b"#", offset):
         end = data.find(b"\n", offset)
         end = len(data) if end < 0 else end
-        line = data[offset:end].decode("utf-8").rstrip("\r")
+        line = data[offset:end].decode("utf-8", "replace").rstrip("\r")
         lineno += 1
         if lineno == 1 and line != PINNED_MAGIC:
             break
