@@ -1,0 +1,256 @@
+"""Widgets driven like a user would: set traits, click buttons, read what the children show."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from isc_kit.groundtruth import load_ground_truth
+from isc_kit.manifest import Manifest, read_metadata
+from isc_kit.select import Selection, select
+from isc_kit.widgets import Gallery, LocalImages, Overview, PairViewer, Sampler, ThumbnailCache
+from test_widgets_logic import expected_sample
+
+
+@pytest.fixture(scope="module")
+def tiny_manifests(tiny_root: Path) -> dict[str, Manifest]:
+    return {
+        "query": read_metadata(tiny_root / "metadata/query_images_metadata.csv", "query"),
+        "reference": read_metadata(tiny_root / "metadata/reference_images_metadata.csv", "reference"),
+    }
+
+
+@pytest.fixture
+def images(tiny_root: Path) -> LocalImages:
+    return LocalImages(tiny_root, layout="bucket")
+
+
+@pytest.fixture
+def thumbs(tmp_path: Path) -> ThumbnailCache:
+    return ThumbnailCache(tmp_path / "thumbs")
+
+
+def qids(a: int, b: int) -> list[str]:
+    return [f"Q{i:05d}" for i in range(a, b)]
+
+
+def test_gallery_pages_with_buttons(tiny_manifests, images, thumbs):
+    g = Gallery(tiny_manifests, images, thumbnails=thumbs, page_size=12)
+    assert g.set_name == "query"
+    assert g.shown_ids == qids(0, 12)
+    assert g.tile_captions == qids(0, 12)
+    assert g._page_label.value == "page 1 / 2 · images 1–12 of 20"
+    assert g._prev.disabled and not g._next.disabled
+    g._next.click()
+    assert (g.page, g.shown_ids) == (1, qids(12, 20))
+    assert g._next.disabled and g._last.disabled
+    g._first.click()
+    assert g.shown_ids == qids(0, 12)
+    g._last.click()
+    assert g.page == 1
+    g._size_box.value = 24
+    assert (g.page, g.shown_ids) == (0, qids(0, 20))
+    g.page = 99  # clamped
+    assert g.page == 0
+
+
+def test_gallery_every_tile_shows_a_decodable_thumbnail(tiny_manifests, images, thumbs):
+    g = Gallery(tiny_manifests, images, thumbnails=thumbs, page_size=12)
+    for tile in g._grid.children:
+        im = Image.open(io.BytesIO(tile.image.value))
+        assert im.format == "JPEG"
+        assert max(im.size) <= 160
+
+
+def test_gallery_set_selector_and_pattern(tiny_manifests, images, thumbs):
+    g = Gallery(tiny_manifests, images, thumbnails=thumbs, page_size=12)
+    assert list(g._set_box.options) == ["query", "reference"]
+    g._set_box.value = "reference"
+    assert g.shown_ids == [f"R{i:06d}" for i in range(12)]
+    g._set_box.value = "query"
+    g._pattern_box.value = "Q0001*"
+    assert g.shown_ids == qids(10, 20)
+    g._pattern_box.value = '--exclude "Q0001*"'
+    assert g.shown_ids == qids(0, 10)
+    g.pattern = '--exclude "*" --include "Q0000[2-4].jpg" --exclude "Q00003*"'  # last match wins
+    assert g.shown_ids == ["Q00002", "Q00004"]
+    g.pattern = "--bogus"
+    assert "not --include or --exclude" in g.message
+    assert "isc-error" in g._message_box.value
+    assert g.shown_ids == ["Q00002", "Q00004"]  # a bad pattern leaves the view as it was
+
+
+def test_gallery_click_enlarges_with_id_size_dimensions_and_state(tiny_manifests, images, thumbs, tiny_root):
+    g = Gallery(tiny_manifests, images, thumbnails=thumbs, page_size=12)
+    g._set_box.value = "reference"
+    g._grid.children[3].button.click()
+    assert g.selected == "R000003"
+    path = tiny_root / "all/reference_images/R000003.jpg"
+    w, h = Image.open(path).size
+    size = path.stat().st_size
+    kb = f"{size / 1000:,.1f} KB"
+    assert g.detail_text == f"R000003 · {kb} · {w}×{h} px · verified"
+    assert g._detail.layout.display == "flex"
+    assert Image.open(io.BytesIO(g._detail_image.value)).size == (w, h)  # small originals are not upscaled
+    g._close.click()
+    assert g.selected == ""
+    assert g._detail.layout.display == "none"
+
+
+def test_gallery_marks_missing_and_corrupt(tiny_manifests, tmp_path, thumbs, tiny_root):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    src = tiny_root / "all/query_images"
+    for i in range(4):
+        (dest / f"Q{i:05d}.jpg").write_bytes((src / f"Q{i:05d}.jpg").read_bytes())
+    (dest / "Q00002.jpg").write_bytes(b"\xff\xd8 truncated")
+    g = Gallery(tiny_manifests["query"], LocalImages(dest), thumbnails=thumbs, page_size=12)
+    assert g.tile_captions[:6] == [
+        "Q00000",
+        "Q00001",
+        "Q00002 (unreadable)",
+        "Q00003",
+        "Q00004 (missing)",
+        "Q00005 (missing)",
+    ]
+    g.click("Q00002")
+    assert g.detail_text.endswith("· corrupt")
+    g.click("Q00004")
+    assert g.detail_text == "Q00004 · size unknown · dimensions unknown · missing"
+    g.click("Q00001")
+    assert g.detail_text.endswith("· verified")
+
+
+def test_sampler_resample_and_use_this_sample(tiny_manifests, images, thumbs, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "# pipeline settings\nsets:\n  query:\n    metadata: data/query.csv  # from the publisher\n"
+        "    sample: 100\n    seed: 9\nfetch:\n  jobs: 8\n"
+    )
+    s = Sampler(tiny_manifests, images, params_path=params, size=6, seed=0, thumbnails=thumbs)
+    all_q = tiny_manifests["query"].ids
+    assert s.gallery.shown_ids == expected_sample(all_q, 6, 0)
+    s._resample.click()
+    assert s.seed == 1
+    assert s._seed_box.value == 1
+    shown = s.gallery.shown_ids
+    assert shown == expected_sample(all_q, 6, 1)
+    s._size_box.value = 4
+    assert s.gallery.shown_ids == expected_sample(all_q, 4, 1)
+    s._use.click()
+    assert "run `dvc repro`" in s.status
+    data = yaml.safe_load(params.read_text())
+    assert data["sets"]["query"] == {"metadata": "data/query.csv", "id_file": "selections/query.txt"}
+    assert data["fetch"] == {"jobs": 8}
+    assert "# from the publisher" in params.read_text()  # comments survive
+    id_file = tmp_path / data["sets"]["query"]["id_file"]
+    listed = [line for line in id_file.read_text().splitlines() if not line.startswith("#")]
+    assert listed == expected_sample(all_q, 4, 1)
+    # the pipeline's own selection code reads the file back to exactly what was shown
+    pinned = select(tiny_manifests["query"], Selection(id_file=str(id_file)))
+    assert pinned.ids == s.gallery.shown_ids
+
+
+def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp_path, tiny_root):
+    gt_path = tiny_root / "metadata/public_ground_truth.csv"
+    with open(gt_path) as fh:
+        rows = list(csv.DictReader(fh))
+    pairs = {(r["query_id"], r["reference_id"]) for r in rows if r["reference_id"]}
+    s = Sampler(
+        tiny_manifests,
+        images,
+        ground_truth=load_ground_truth(gt_path),
+        params_path=tmp_path / "params.yaml",
+        size=8,
+        seed=2,
+        thumbnails=thumbs,
+    )
+    s._pairs_box.value = True
+    queries = s.sample["query"].ids
+    assert queries == expected_sample([r["query_id"] for r in rows], 8, 2)
+    assert set(s.sample["reference"].ids) == {r for q, r in pairs if q in queries}
+    assert s.gallery.shown_ids == queries
+    s.gallery._set_box.value = "reference"
+    assert s.gallery.shown_ids == s.sample["reference"].ids
+    s.use()
+    data = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert data["sets"] == {
+        "query": {"id_file": "selections/query.txt"},
+        "reference": {"id_file": "selections/reference.txt"},
+    }
+
+
+def test_sampler_reports_a_broken_params_file(tiny_manifests, images, thumbs, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("sets: [unclosed\n")
+    s = Sampler(tiny_manifests, images, params_path=params, size=3, thumbnails=thumbs)
+    assert s.use() is None
+    assert "invalid YAML" in s.status
+    assert params.read_text() == "sets: [unclosed\n"  # untouched
+    assert not (tmp_path / "selections").exists()
+
+
+def test_pair_viewer_steps_through_pairs_and_marks_distractors(tiny_manifests, images, thumbs, tiny_root):
+    gt_path = tiny_root / "metadata/public_ground_truth.csv"
+    with open(gt_path) as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["query_id"])
+    pv = PairViewer(
+        load_ground_truth(gt_path),
+        tiny_manifests["query"],
+        tiny_manifests["reference"],
+        images,
+        thumbnails=thumbs,
+    )
+    seen = []
+    for _ in rows:
+        seen.append((pv.query_id, tuple(pv.reference_ids)))
+        pv._next.click()
+    assert seen == [(r["query_id"], (r["reference_id"],) if r["reference_id"] else ()) for r in rows]
+    pv.show = "matched"
+    matched = [r for r in rows if r["reference_id"]]
+    assert len(pv.items) == len(matched)
+    assert pv.caption == f"{matched[0]['query_id']}: edited copy of {matched[0]['reference_id']}"
+    assert [c._dom_classes for c in pv._ref_box.children] == [("isc-pair-reference",)]
+    pv._show_box.value = "distractors"
+    first = next(r["query_id"] for r in rows if not r["reference_id"])
+    assert pv.query_id == first
+    assert "distractor" in pv.caption
+    assert "isc-distractor" in pv._caption_box.value
+    assert [c._dom_classes for c in pv._ref_box.children] == [("isc-pair-distractor",)]
+    pv._prev.click()
+    assert pv.index == 0
+
+
+def test_overview_counts_bytes_and_verified_share(tiny_manifests, tmp_path, tiny_root):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    src = tiny_root / "all/query_images"
+    total = 0
+    for i in range(5):
+        data = (src / f"Q{i:05d}.jpg").read_bytes()
+        (dest / f"Q{i:05d}.jpg").write_bytes(data)
+        total += len(data)
+    (dest / "Q00004.jpg").write_bytes(b"x" * 10)
+    ov = Overview({"query": tiny_manifests["query"]}, LocalImages(dest))
+    row = ov.table.iloc[0]
+    assert (row["set"], row["images"], row["local"], row["verified"]) == ("query", 20, 5, 4)
+    assert row["verified_share"] == pytest.approx(0.2)
+    assert row["bytes"] is None or pd_isna(row["bytes"])  # sizes of 15 images are unknown
+    local = ov.stats[ov.stats["local"]]
+    assert int(local["bytes"].sum()) == total - len((src / "Q00004.jpg").read_bytes()) + 10
+    w, h = Image.open(src / "Q00001.jpg").size
+    r1 = ov.stats.set_index("image_id").loc["Q00001"]
+    assert (int(r1["width"]), int(r1["height"])) == (w, h)
+    assert "4 (20%)" in ov._table_box.value
+    assert Image.open(io.BytesIO(ov._plot.value)).format == "PNG"
+
+
+def pd_isna(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
