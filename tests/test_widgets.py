@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
+from test_widgets_logic import expected_sample
 
 from isc_kit.groundtruth import load_ground_truth
 from isc_kit.manifest import Manifest, read_metadata
 from isc_kit.select import Selection, select
 from isc_kit.widgets import Gallery, LocalImages, Overview, PairViewer, Sampler, ThumbnailCache
-from test_widgets_logic import expected_sample
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,12 @@ def test_gallery_pages_with_buttons(tiny_manifests, images, thumbs):
     assert g.shown_ids == qids(0, 12)
     assert g.tile_captions == qids(0, 12)
     assert g._page_label.value == "page 1 / 2 · images 1–12 of 20"
-    assert g._prev.disabled and not g._next.disabled
+    assert g._prev.disabled
+    assert not g._next.disabled
     g._next.click()
     assert (g.page, g.shown_ids) == (1, qids(12, 20))
-    assert g._next.disabled and g._last.disabled
+    assert g._next.disabled
+    assert g._last.disabled
     g._first.click()
     assert g.shown_ids == qids(0, 12)
     g._last.click()
