@@ -50,21 +50,21 @@ class EmbeddedS3:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> EmbeddedS3:
-        """Bind, serve in a thread and seed. Returns self."""
-        os.environ.setdefault(
-            "AWS_ACCESS_KEY_ID", "embedded"
-        )  # moto wants some credentials for its own calls
+        """Generate (or reuse) the fixture, bind, serve in a thread and seed. Returns self."""
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "embedded")  # moto wants some credentials for its own calls
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "embedded")
+        root = None
+        if self.scale:
+            from .fixture import materialize
+
+            root = materialize(self.scale, self.seed)  # before any thread starts: its pool may fork
         from moto.server import ThreadedMotoServer
 
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         self.host, self.port = server.get_host_and_port()
         self._server = server
-        if self.scale:
-            from .fixture import materialize
-
-            root = materialize(self.scale, self.seed)
+        if root is not None:
             self.objects = seed_buckets(root, self.bucket, self.regions)
         logger.info("embedded S3 at %s (%d objects)", self.endpoint_url, self.objects)
         return self
