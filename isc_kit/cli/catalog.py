@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..catalog import DEFAULT_BUCKET, REGIONS, SETS, bucket_for_region
 from ._common import human_bytes, print_json, print_table
@@ -16,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sets = [
+    sets: list[dict[str, Any]] = [
         {
             "set": s.name,
             "ids": f"{s.first_id}-{s.last_id}",
