@@ -1,0 +1,225 @@
+"""The transfer engine: a fixed pool of coroutines pulling entries from one iterator.
+
+Each object is streamed into a temp file beside its final name while its MD5 is computed, then
+moved into place with ``os.replace`` only when size and MD5 agree with the manifest. Failures
+are retried with capped, jittered exponential backoff when a retry can help, and may move to
+another mirror; a failed object never stops the others. Memory is bounded by ``jobs`` (never
+one task per object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._http import GetError
+from ._localtree import SafeDest, temp_name
+from .errors import ChecksumMismatchError
+from .records import RecordWriter
+from .source import Source
+
+logger = logging.getLogger(__name__)
+
+#: (relpath, key, md5 or None, size or None)
+Item = tuple[str, str, "str | None", "int | None"]
+
+_SWITCH_AFTER = 3  # consecutive retryable failures on one mirror before trying the next
+
+
+@dataclass
+class Tally:
+    transferred: int = 0
+    bytes: int = 0
+    unverified: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Engine:
+    dest: SafeDest
+    sources: list[Source]  # primary first, then mirrors
+    getter: Any
+    records: RecordWriter
+    retries: int = 5
+    backoff: tuple[float, float] = (0.2, 8.0)  # base, cap (seconds)
+    on_bytes: Callable[[int], None] | None = None
+    on_file: Callable[[bool], None] | None = None
+    tally: Tally = field(default_factory=Tally)
+    abort_after: int = 32  # objects failing to connect in a row, with no success yet, stop the run
+    _down_streak: int = 0
+    _any_ok: bool = False
+    _abort: str = ""
+
+    async def run(self, items: Iterator[Item], jobs: int) -> Tally:
+        async with self.getter:
+            workers = [asyncio.create_task(self._worker(items)) for _ in range(max(1, jobs))]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for w in workers:
+                    w.cancel()
+        return self.tally
+
+    async def _worker(self, items: Iterator[Item]) -> None:
+        for item in items:  # a shared iterator: each entry is taken by exactly one worker
+            if self._abort:
+                self.tally.failed.append((item[0], f"not attempted: {self._abort}"))
+                ok = False
+            else:
+                ok = await self._one(item)
+            if self.on_file is not None:
+                self.on_file(ok)
+
+    async def _one(self, item: Item) -> bool:
+        relpath, key, md5, size = item
+        try:
+            full = self.dest.path(relpath)
+            folder = self.dest.parent(full)
+        except (OSError, ValueError) as err:
+            self.tally.failed.append((relpath, str(err)))
+            return False
+        src_index = 0
+        streak = 0
+        mismatches = 0
+        reason = ""
+        unreachable = False
+        for attempt in range(self.retries + 1):
+            source = self.sources[src_index]
+            try:
+                nbytes = await self._attempt(source, key, relpath, full, folder, md5, size)
+            except GetError as err:
+                reason = err.reason
+                unreachable = err.retryable and not err.status
+                if not err.retryable:
+                    break
+                streak += 1
+                if streak >= _SWITCH_AFTER and src_index + 1 < len(self.sources):
+                    src_index, streak = src_index + 1, 0
+                    logger.debug(
+                        "%s: switching to the %s mirror after: %s",
+                        relpath,
+                        self.sources[src_index].region,
+                        reason,
+                    )
+            except _Mismatch as err:
+                reason, unreachable = err.reason, False
+                mismatches += 1
+                if mismatches >= 2:
+                    if src_index + 1 >= len(self.sources):
+                        break
+                    src_index, mismatches, streak = src_index + 1, 0, 0
+                    logger.debug(
+                        "%s: trying the %s mirror after: %s", relpath, self.sources[src_index].region, reason
+                    )
+                    continue
+            except OSError as err:  # local disk trouble: retrying will not help
+                reason = f"{full}: cannot write: {err.strerror or err}; check free space and permissions"
+                break
+            else:
+                self._any_ok, self._down_streak = True, 0
+                self.tally.transferred += 1
+                self.tally.bytes += nbytes
+                if md5 is None:
+                    self.tally.unverified += 1
+                return True
+            if attempt < self.retries:
+                base, cap = self.backoff
+                await asyncio.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+        logger.debug("%s failed: %s", relpath, reason)
+        self.tally.failed.append((relpath, reason))
+        self._down_streak = self._down_streak + 1 if unreachable else 0
+        if not self._any_ok and self._down_streak >= self.abort_after and not self._abort:
+            self._abort = f"the source is unreachable ({reason})"
+            logger.warning(
+                "stopping: %d objects in a row could not be reached and none could", self._down_streak
+            )
+        return False
+
+    async def _attempt(
+        self,
+        source: Source,
+        key: str,
+        relpath: str,
+        full: str,
+        folder: str,
+        md5: str | None,
+        size: int | None,
+    ) -> int:
+        tmp = os.path.join(folder, temp_name(os.path.basename(full)))
+        digest = hashlib.md5()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        moved = False
+        try:
+            with open(fd, "wb") as fh:
+
+                def write(chunk: bytes) -> None:
+                    digest.update(chunk)
+                    fh.write(chunk)
+
+                n, length = await self.getter.get(source, key, write)
+                if length is not None and n != length:
+                    raise GetError(
+                        f"{source.url(key)}: body truncated at {n} of {length} bytes", retryable=True
+                    )
+                if size is not None and n != size:
+                    raise _Mismatch(
+                        f"{relpath}: size is {n} bytes, manifest says {size}; the download was discarded. "
+                        "Retry, or check the manifest's source."
+                    )
+                actual = digest.hexdigest()
+                if md5 is not None and actual != md5:
+                    raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
+                fh.flush()
+                st = os.fstat(fh.fileno())
+            os.replace(tmp, full)
+            moved = True
+            self.records.add(relpath, st.st_size, st.st_mtime_ns, actual)
+            if self.on_bytes is not None:
+                self.on_bytes(n)
+            return n
+        finally:
+            if not moved:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+
+class _Mismatch(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def run_sync(coro_factory: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion from sync code, also inside a notebook's running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_factory())
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro_factory())
+        except BaseException as err:  # re-raised in the caller's thread
+            box["error"] = err
+
+    t = threading.Thread(target=target, name="isc-kit-fetch")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def monotonic() -> float:
+    return time.perf_counter()

@@ -1,0 +1,112 @@
+"""MD5 of local files, in parallel worker processes (hashing is CPU-bound; threads would share one core).
+
+This module imports only the standard library so worker processes start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import NamedTuple
+
+_BATCH_FILES = 64
+_BATCH_BYTES = 16 << 20
+#: Below this many bytes in total, hashing in this process beats starting workers.
+_INLINE_BYTES = 32 << 20
+
+
+class Hashed(NamedTuple):
+    """Result for one file: md5 (None when unreadable), the stat it was hashed at, or the error."""
+
+    index: int
+    md5: str | None
+    size: int
+    mtime_ns: int
+    error: str = ""
+
+
+def md5_file(path: str) -> tuple[str, int, int]:
+    """(md5 hex, size, mtime_ns) of a regular file, never following a symlink."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        digest = hashlib.file_digest(fh, "md5").hexdigest()
+    return digest, st.st_size, st.st_mtime_ns
+
+
+def _hash_batch(batch: list[tuple[int, str]]) -> list[Hashed]:
+    out = []
+    for index, path in batch:
+        try:
+            md5, size, mtime = md5_file(path)
+            out.append(Hashed(index, md5, size, mtime))
+        except OSError as err:
+            out.append(Hashed(index, None, -1, -1, f"{type(err).__name__}: {err.strerror or err}"))
+    return out
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _batches(items: Iterable[tuple[int, str, int]]) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    size = 0
+    for index, path, nbytes in items:
+        batch.append((index, path))
+        size += max(nbytes, 0)
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def hash_files(
+    items: Iterable[tuple[int, str, int]],
+    *,
+    jobs: int | None = None,
+    total_bytes: int | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[Hashed]:
+    """Hash ``(index, path, expected_size)`` items; yields :class:`Hashed` in completion order.
+
+    ``jobs`` worker processes (default: the usable cores); at most a few batches per worker are
+    in flight, so memory stays flat for any number of files. Small jobs are hashed in-process.
+    """
+    jobs = jobs or default_jobs()
+    if jobs <= 1 or (total_bytes is not None and total_bytes <= _INLINE_BYTES):
+        for batch in _batches(items):
+            for h in _hash_batch(batch):
+                if on_bytes is not None:
+                    on_bytes(max(h.size, 0))
+                yield h
+        return
+    ctx = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+    )
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        pending: set[Future[list[Hashed]]] = set()
+        batches = _batches(items)
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < 3 * jobs:
+                batch = next(batches, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                pending.add(pool.submit(_hash_batch, batch))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for h in fut.result():
+                    if on_bytes is not None:
+                        on_bytes(max(h.size, 0))
+                    yield h

@@ -1,0 +1,208 @@
+"""The verified record: which local files were MD5-checked, and as which bytes (size, mtime).
+
+A destination folder holds exactly the images, so the record lives beside it, never in it:
+``<dest parent>/.isc-kit/<dest name>.verified``. It is a text file, one line per verified file::
+
+    # isc-kit verified v1
+    relpath<TAB>size<TAB>mtime_ns<TAB>md5
+
+Writers append one line per file as soon as it is verified (a single ``write`` of a short line,
+so concurrent appenders and a ``kill -9`` leave at most one torn last line, which readers
+skip), and :func:`compact` rewrites it atomically. Later lines win. A file counts as verified
+only while its size and ``mtime_ns`` still equal the recorded ones.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+logger = logging.getLogger(__name__)
+
+RECORD_DIR = ".isc-kit"
+RECORD_SUFFIX = ".verified"
+HEADER = "# isc-kit verified v1\n"
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_COLUMNS = ("relpath", "size", "mtime_ns", "md5")
+
+
+class VerifiedEntry(NamedTuple):
+    """What a file was when its MD5 was checked."""
+
+    size: int
+    mtime_ns: int
+    md5: str
+
+
+def record_path(dest: str | os.PathLike[str]) -> Path:
+    """``<dest parent>/.isc-kit/<dest name>.verified`` (outside the tracked folder)."""
+    d = Path(os.path.abspath(dest))
+    return d.parent / RECORD_DIR / (d.name + RECORD_SUFFIX)
+
+
+def load_table(dest: str | os.PathLike[str]) -> pd.DataFrame:
+    """The record as a DataFrame (``relpath, size, mtime_ns, md5``), last line per relpath; empty if none."""
+    path = record_path(dest)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _empty()
+    if not data.startswith(HEADER.encode()):
+        logger.warning("%s: not a verified record (bad header); ignoring it", path)
+        return _empty()
+    body = data[len(HEADER) :]
+    if not body.strip():
+        return _empty()
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=list(_COLUMNS), use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=_skip),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(_COLUMNS, pa.string())),
+        )
+    except pa.ArrowInvalid as err:
+        logger.warning("%s: unreadable (%s); ignoring it", path, err)
+        return _empty()
+    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None)
+    size = pd.to_numeric(frame["size"], errors="coerce")
+    mtime = pd.to_numeric(frame["mtime_ns"], errors="coerce")
+    good = size.notna() & mtime.notna() & frame["md5"].str.fullmatch(_MD5.pattern).fillna(False)
+    frame = pd.DataFrame(
+        {
+            "relpath": frame["relpath"][good],
+            "size": size[good].astype("int64"),
+            "mtime_ns": mtime[good].astype("int64"),
+            "md5": frame["md5"][good],
+        }
+    )
+    return frame.drop_duplicates("relpath", keep="last").reset_index(drop=True)
+
+
+def _skip(row: object) -> str:
+    return "skip"
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "relpath": pd.array([], dtype=pd.StringDtype("pyarrow")),
+            "size": pd.array([], dtype="int64"),
+            "mtime_ns": pd.array([], dtype="int64"),
+            "md5": pd.array([], dtype=pd.StringDtype("pyarrow")),
+        }
+    )
+
+
+def load_verified(dest: str | os.PathLike[str]) -> dict[str, VerifiedEntry]:
+    """relpath -> :class:`VerifiedEntry` for every file the record lists (whether or not it still matches)."""
+    t = load_table(dest)
+    return {
+        r: VerifiedEntry(int(s), int(m), str(h))
+        for r, s, m, h in zip(t["relpath"], t["size"], t["mtime_ns"], t["md5"], strict=True)
+    }
+
+
+def verified_md5(
+    dest: str | os.PathLike[str],
+    relpath: str,
+    stat_result: os.stat_result,
+    *,
+    records: dict[str, VerifiedEntry] | None = None,
+) -> str | None:
+    """The recorded md5 of ``relpath`` if the file (as ``stat_result`` shows it) is unchanged since verified.
+
+    Pass ``records`` (from :func:`load_verified`) when asking about many files.
+    """
+    entry = (records if records is not None else load_verified(dest)).get(relpath)
+    if entry is None:
+        return None
+    if entry.size != stat_result.st_size or entry.mtime_ns != stat_result.st_mtime_ns:
+        return None
+    return entry.md5
+
+
+def format_line(relpath: str, size: int, mtime_ns: int, md5: str) -> bytes:
+    return f"{relpath}\t{size}\t{mtime_ns}\t{md5}\n".encode()
+
+
+class RecordWriter:
+    """Appends verified entries to the record; one ``os.write`` per line, safe across processes."""
+
+    def __init__(self, dest: str | os.PathLike[str]):
+        self.path = record_path(dest)
+        self._fd: int | None = None
+
+    def open(self) -> RecordWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, HEADER.encode())
+        self._fd = fd
+        return self
+
+    def _fileno(self) -> int:
+        if self._fd is None:
+            self.open()
+        return self._fd  # type: ignore[return-value]
+
+    def add(self, relpath: str, size: int, mtime_ns: int, md5: str) -> None:
+        os.write(self._fileno(), format_line(relpath, size, mtime_ns, md5))
+
+    def add_many(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        data = b"".join(format_line(*r) for r in rows)
+        if data:
+            os.write(self._fileno(), data)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RecordWriter:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def compact(dest: str | os.PathLike[str], *, drop: Iterable[str] = ()) -> int:
+    """Rewrite the record with one line per file (latest wins), minus ``drop``; atomic. Returns the count."""
+    path = record_path(dest)
+    table = load_table(dest)
+    dropped = set(drop)
+    if dropped:
+        table = table[~table["relpath"].isin(dropped)]
+    table = table.sort_values("relpath", kind="stable")
+    if len(table) == 0 and not path.exists():
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(HEADER.encode())
+            if len(table):
+                lines = (
+                    table["relpath"].astype(str)
+                    + "\t"
+                    + table["size"].astype(str)
+                    + "\t"
+                    + table["mtime_ns"].astype(str)
+                    + "\t"
+                    + table["md5"].astype(str)
+                    + "\n"
+                )
+                for start in range(0, len(lines), 100_000):
+                    fh.write("".join(lines.iloc[start : start + 100_000]).encode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(table)

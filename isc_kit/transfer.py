@@ -1,0 +1,378 @@
+"""Fetch: plan what a destination lacks, then transfer it with every byte MD5-checked.
+
+:func:`plan_fetch` compares a manifest with a local folder and the verified record (see
+:mod:`isc_kit.records`): files whose size and mtime still match their record are not re-read;
+changed or unknown ones are hashed (in parallel). :func:`fetch` transfers what is missing or
+corrupt and returns a :class:`FetchResult`. Whatever ends up under a final name has the MD5
+the manifest names; a rerun after any interruption does only what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import records as _records
+from ._engine import Engine, Item, Tally, monotonic, run_sync
+from ._hashing import default_jobs, hash_files
+from ._http import make_getter
+from ._localtree import SafeDest, TreeScan, remove_stale_temps, scan
+from .catalog import DEFAULT_BUCKET, REGIONS
+from .errors import ConfigError
+from .manifest import Manifest
+from .source import Source, resolve_source
+
+logger = logging.getLogger(__name__)
+
+MISSING, VERIFIED, UNVERIFIED, CORRUPT = 0, 1, 2, 3
+STATUS_NAMES = ("missing", "verified", "unverified", "corrupt")
+DEFAULT_JOBS = 64
+DEFAULT_RETRIES = 5
+
+
+@dataclass
+class FetchPlan:
+    """Per manifest entry: missing, verified (unchanged since checked), unverified (no md5 known), corrupt."""
+
+    manifest: Manifest
+    dest: Path
+    status: np.ndarray  # int8, aligned with manifest.table rows
+    extra: list[str] = field(default_factory=list)  # regular files the manifest does not list
+    stale_temps: list[str] = field(default_factory=list)
+    symlinks: list[str] = field(default_factory=list)
+    hashed: int = 0  # files read during planning
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.status, minlength=len(STATUS_NAMES))
+        return {name: int(found[i]) for i, name in enumerate(STATUS_NAMES)}
+
+    @property
+    def to_fetch(self) -> Manifest:
+        """The entries to transfer: missing or corrupt."""
+        return self.manifest.subset((self.status == MISSING) | (self.status == CORRUPT))
+
+    @property
+    def fetch_bytes(self) -> int | None:
+        return self.to_fetch.total_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dest": str(self.dest),
+            "entries": len(self.manifest),
+            **self.counts,
+            "to_fetch": int(((self.status == MISSING) | (self.status == CORRUPT)).sum()),
+            "to_fetch_bytes": self.fetch_bytes,
+            "extra": len(self.extra),
+            "hashed": self.hashed,
+        }
+
+    def __str__(self) -> str:
+        c = self.counts
+        n = c["missing"] + c["corrupt"]
+        size = self.fetch_bytes
+        size_text = "size unknown" if size is None else f"{size / 1e6:,.1f} MB"
+        return (
+            f"fetch {n:,} of {len(self.manifest):,} {self.manifest.set_name} files ({size_text}) into {self.dest}: "
+            f"{c['missing']:,} missing, {c['corrupt']:,} corrupt, {c['verified']:,} verified, "
+            f"{c['unverified']:,} unverified (no md5), {len(self.extra):,} extra"
+        )
+
+
+@dataclass
+class FetchResult:
+    """What :func:`fetch` did. ``ok`` when nothing failed."""
+
+    transferred: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    unverified: int = 0  # entries fetched or kept whose md5 is unknown (multipart ETag)
+    pruned: int = 0
+    region: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def rate(self) -> float:
+        """MB/s of transferred bytes."""
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "transferred": self.transferred,
+            "skipped": self.skipped,
+            "failed": [{"relpath": r, "reason": why} for r, why in self.failed],
+            "failed_count": len(self.failed),
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(self.rate, 2),
+            "unverified": self.unverified,
+            "pruned": self.pruned,
+            "region": self.region,
+        }
+
+    def summary(self) -> str:
+        text = (
+            f"{self.transferred:,} transferred, {self.skipped:,} already verified, {len(self.failed):,} failed; "
+            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.rate:,.1f} MB/s)"
+        )
+        if self.unverified:
+            text += f"; {self.unverified:,} unverified (md5 unknown)"
+        if self.pruned:
+            text += f"; {self.pruned:,} pruned"
+        return text
+
+    __str__ = summary
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def plan_fetch(
+    manifest: Manifest,
+    dest: str | os.PathLike[str],
+    *,
+    rehash: bool = False,
+    jobs: int | None = None,
+    progress: Any = None,
+) -> FetchPlan:
+    """Classify every entry of ``manifest`` against ``dest``, hashing only files not verified unchanged.
+
+    ``rehash=True`` ignores the verified record and reads every present file again. Newly
+    verified files are added to the record.
+    """
+    root = Path(os.path.abspath(dest))
+    tree = scan(str(root))
+    return _classify(manifest, root, tree, rehash=rehash, jobs=jobs, progress=progress)
+
+
+def _classify(
+    manifest: Manifest, root: Path, tree: TreeScan, *, rehash: bool, jobs: int | None, progress: Any
+) -> FetchPlan:
+    table = manifest.table
+    local = tree.files.set_index("relpath")
+    idx = pd.Index(table["relpath"])
+    pos = local.index.get_indexer(idx)
+    present = pos >= 0
+    lsize = _take(local["size"].to_numpy(), pos, -1)
+    lmtime = _take(local["mtime_ns"].to_numpy(), pos, -1)
+    want_md5 = table["md5"].to_numpy(dtype=object, na_value=None)
+    has_md5 = table["md5"].notna().to_numpy()
+    msize = table["size"].to_numpy(dtype=np.int64, na_value=-1)
+
+    status = np.full(len(table), MISSING, dtype=np.int8)
+    size_bad = present & (msize >= 0) & (lsize != msize)
+    status[present & ~has_md5] = UNVERIFIED
+    status[size_bad] = CORRUPT
+    todo = present & has_md5 & ~size_bad
+    if not rehash and todo.any():
+        rec = _records.load_table(root).set_index("relpath")
+        rpos = rec.index.get_indexer(idx)
+        known = todo & (rpos >= 0)
+        rsize = _take(rec["size"].to_numpy(), rpos, -1)
+        rmtime = _take(rec["mtime_ns"].to_numpy(), rpos, -1)
+        rmd5 = _take(rec["md5"].to_numpy(dtype=object), rpos, None)
+        same = known & (rsize == lsize) & (rmtime == lmtime)
+        status[same & (rmd5 == want_md5)] = VERIFIED
+        status[same & (rmd5 != want_md5)] = CORRUPT
+        todo &= ~same
+    hashed = 0
+    rows = np.flatnonzero(todo)
+    if len(rows):
+        total = int(lsize[rows].sum())
+        logger.info("checking %d local file(s) (%.1f MB) not verified before", len(rows), total / 1e6)
+        if progress is not None:
+            progress.set_size(total)
+        rels = table["relpath"].to_numpy(dtype=object)
+        items = ((int(i), str(root / rels[i]), int(lsize[i])) for i in rows)
+        with _records.RecordWriter(root) as writer:
+            batch: list[tuple[str, int, int, str]] = []
+            for h in hash_files(
+                items,
+                jobs=jobs,
+                total_bytes=total,
+                on_bytes=progress.relative_update if progress is not None else None,
+            ):
+                hashed += 1
+                if h.md5 is not None and h.md5 == want_md5[h.index]:
+                    status[h.index] = VERIFIED
+                    batch.append((rels[h.index], h.size, h.mtime_ns, h.md5))
+                else:
+                    status[h.index] = CORRUPT
+                if len(batch) >= 1000:
+                    writer.add_many(batch)
+                    batch.clear()
+            writer.add_many(batch)
+    extra = [] if len(tree.files) == int(present.sum()) else _extra(tree, idx)
+    return FetchPlan(manifest, root, status, extra, tree.temps, tree.symlinks, hashed)
+
+
+def _take(values: np.ndarray, pos: np.ndarray, fill: Any) -> np.ndarray:
+    """``values[pos]`` with ``fill`` where ``pos`` is -1 (not found)."""
+    out = np.full(len(pos), fill, dtype=values.dtype if fill is not None else object)
+    found = pos >= 0
+    out[found] = values[pos[found]]
+    return out
+
+
+def _extra(tree: TreeScan, idx: pd.Index) -> list[str]:
+    files = tree.files["relpath"]
+    return files[~files.isin(idx)].tolist()
+
+
+# ---------------------------------------------------------------------------------------------- fetch
+
+
+def fetch(
+    manifest_or_plan: Manifest | FetchPlan,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    source: Source | None = None,
+    region: str | None = None,
+    jobs: int | None = None,
+    progress: Any = None,
+    retries: int = DEFAULT_RETRIES,
+    prune: bool = False,
+    require_md5: bool = False,
+    mirrors: Sequence[str] | None = None,
+    rehash: bool = False,
+) -> FetchResult:
+    """Transfer what ``dest`` lacks of a manifest (or carry out a plan); returns a :class:`FetchResult`.
+
+    ``region`` is ``us-west``, ``eu``, ``asia`` or ``auto`` (probe the mirrors, take the
+    fastest). On repeated failures or an MD5 mismatch an object is retried from the
+    ``mirrors`` (default: the other regions for the publisher's bucket, none otherwise).
+    ``progress`` is an fsspec ``Callback`` (bytes; an optional ``file_done(ok)`` method counts
+    files). ``prune`` deletes regular files in ``dest`` the manifest does not list.
+    """
+    started = monotonic()
+    if isinstance(manifest_or_plan, FetchPlan):
+        plan = manifest_or_plan
+        if dest is not None and Path(os.path.abspath(dest)) != plan.dest:
+            raise ConfigError(f"the plan is for {plan.dest}, not {dest}; plan again for the new folder")
+    else:
+        if dest is None:
+            raise ConfigError("fetch needs a destination folder (dest=...)")
+        plan = plan_fetch(manifest_or_plan, dest, rehash=rehash, jobs=None)
+    manifest, root = plan.manifest, plan.dest
+    jobs = jobs or DEFAULT_JOBS
+    if jobs < 1:
+        raise ConfigError(f"jobs must be 1 or more, not {jobs}")
+    sources = _sources(manifest, source, region, mirrors)
+    if region == "auto" and plan.counts["missing"] + plan.counts["corrupt"]:
+        sources = _rank_by_probe(sources, manifest, jobs)
+    result = FetchResult(region=sources[0].region)
+    remove_stale_temps(str(root), plan.stale_temps)
+    safe = SafeDest(root)
+    if prune and plan.extra:
+        result.pruned = len(safe.prune(pd.Series(plan.extra), set()))
+    counts = plan.counts
+    result.skipped = counts["verified"] + counts["unverified"]
+    result.unverified = counts["unverified"]
+    todo = plan.to_fetch
+    if require_md5:
+        no_md5 = todo.table["md5"].isna().to_numpy() if len(todo) else np.zeros(0, bool)
+        kept = manifest.table["md5"].isna().to_numpy() & (plan.status == UNVERIFIED)
+        reason = "md5 unknown (multipart ETag): cannot be verified, and --require-md5 is set"
+        result.failed += [(r, reason) for r in manifest.table["relpath"][kept]]
+        result.failed += [(r, reason) for r in todo.table["relpath"][no_md5]]
+        result.skipped -= int(kept.sum())
+        result.unverified = 0
+        todo = todo.subset(~no_md5)
+    if len(todo):
+        size = todo.total_bytes
+        logger.info(
+            "fetching %d of %d files%s from %s",
+            len(todo),
+            len(manifest),
+            "" if size is None else f", {size / 1e6:,.1f} MB",
+            sources[0].describe(),
+        )
+        tally = _transfer(todo, root, safe, sources, jobs, retries, progress)
+        result.transferred = tally.transferred
+        result.bytes = tally.bytes
+        result.unverified += tally.unverified
+        result.failed += tally.failed
+        _records.compact(root)
+    result.seconds = monotonic() - started
+    logger.info("%s", result.summary())
+    return result
+
+
+def _sources(
+    manifest: Manifest, source: Source | None, region: str | None, mirrors: Sequence[str] | None
+) -> list[Source]:
+    if region is not None and region != "auto" and region not in REGIONS:
+        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or auto")
+    primary = source or resolve_source(bucket=manifest.bucket)
+    if region and region != "auto":
+        primary = primary.in_region(region)
+    if mirrors is None:
+        mirrors = (
+            [r for r in REGIONS if r != primary.region]
+            if primary.bucket == DEFAULT_BUCKET or region == "auto"
+            else []
+        )
+    return [primary] + [primary.in_region(r) for r in mirrors if r != primary.region]
+
+
+def _items(todo: Manifest) -> Iterator[Item]:
+    """Entries in blocks, so no per-entry Python objects exist for the whole manifest at once."""
+    table = todo.table
+    for start in range(0, len(table), 10_000):
+        block = table.iloc[start : start + 10_000]
+        rels = block["relpath"].tolist()
+        md5s = block["md5"].to_numpy(dtype=object, na_value=None).tolist()
+        sizes = block["size"].to_numpy(dtype=object, na_value=None).tolist()
+        for rel, md5, size in zip(rels, md5s, sizes, strict=True):
+            yield rel, todo.prefix + rel, md5, None if size is None else int(size)
+
+
+def _transfer(
+    todo: Manifest, root: Path, safe: SafeDest, sources: list[Source], jobs: int, retries: int, progress: Any
+) -> Tally:
+    if progress is not None:
+        progress.set_size(todo.total_bytes or 0)
+    on_file = getattr(progress, "file_done", None) if progress is not None else None
+    with _records.RecordWriter(root) as writer:
+        engine = Engine(
+            dest=safe,
+            sources=sources,
+            getter=make_getter(sources[0], min(jobs, max(1, len(todo)))),
+            records=writer,
+            retries=retries,
+            on_bytes=progress.relative_update if progress is not None else None,
+            on_file=on_file,
+        )
+        return run_sync(lambda: engine.run(_items(todo), min(jobs, len(todo))))  # type: ignore[no-any-return]
+
+
+def _rank_by_probe(sources: list[Source], manifest: Manifest, jobs: int) -> list[Source]:
+    """Order the mirrors by the time of a short probe request (fastest first); unreachable ones last."""
+    from ._http import probe
+
+    key = manifest.prefix + (str(manifest.table["relpath"].iloc[0]) if len(manifest) else "")
+    timings = run_sync(lambda: probe(sources, key))
+    ranked = sorted(range(len(sources)), key=lambda i: timings[i])
+    for i in ranked:
+        logger.info(
+            "probe %s: %s",
+            sources[i].region,
+            "unreachable" if timings[i] == float("inf") else f"{timings[i] * 1000:.0f} ms",
+        )
+    return [sources[i] for i in ranked]
+
+
+__all__ = ["FetchPlan", "FetchResult", "default_jobs", "fetch", "plan_fetch"]
