@@ -1,0 +1,215 @@
+"""The DVC pipeline's logic: ``params.yaml`` -> the selection of each set -> stage actions.
+
+``dvc.yaml`` runs two stages per set (``foreach`` over ``sets``): ``manifest@<set>`` turns the
+publisher CSV and the set's parameters into ``manifests/<set>.pinned`` (committed to git), and
+``fetch@<set>`` makes ``data/<set>`` hold exactly that selection, MD5-verified, and writes
+``metrics/<set>.json``. A set's parameters translate one to one into ``isc-kit manifest`` flags
+(:func:`manifest_argv`), so the pipeline and the CLI select exactly the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import SETS
+from .config import load_params
+from .errors import ConfigError
+from .manifest import Manifest
+from .source import Source, resolve_source
+
+logger = logging.getLogger(__name__)
+
+SET_KEYS = {"metadata", "filters", "ids", "id_file", "sample", "seed", "ground_truth", "prefix"}
+GT_KEYS = {"file", "queries", "distractors", "seed"}
+
+
+@dataclass(frozen=True)
+class SetParams:
+    """One entry of ``sets:`` in params.yaml."""
+
+    name: str
+    metadata: str
+    filters: tuple[tuple[str, str], ...] = ()
+    ids: tuple[str, ...] = ()
+    id_file: str | None = None
+    sample: int | None = None
+    seed: int = 0
+    ground_truth: bool = False
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    source: Source
+    sets: dict[str, SetParams]
+    ground_truth: dict[str, Any]
+
+
+def _where(path: Path, key: str) -> str:
+    return f"{path}: {key}"
+
+
+def _parse_filters(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list like [{{exclude: '*'}}, {{include: 'Q00*'}}]")
+    out = []
+    for i, item in enumerate(value):
+        if not (isinstance(item, Mapping) and len(item) == 1):
+            raise ConfigError(f"{where}[{i}] must be one {{exclude: PATTERN}} or {{include: PATTERN}}")
+        ((kind, pattern),) = item.items()
+        if kind not in ("include", "exclude") or not isinstance(pattern, str):
+            raise ConfigError(f"{where}[{i}]: expected include or exclude with a text pattern, got {item!r}")
+        out.append((kind, pattern))
+    return tuple(out)
+
+
+def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
+    where = _where(path, f"sets.{name}")
+    if name not in SETS:
+        raise ConfigError(f"{where}: unknown set; known sets: {', '.join(SETS)}")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a mapping with at least 'metadata'")
+    unknown = set(raw) - SET_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SET_KEYS))}"
+        )
+    if not isinstance(raw.get("metadata"), str):
+        raise ConfigError(f"{where}.metadata is required: the publisher CSV (local path or s3:// URL)")
+    ids = raw.get("ids") or ()
+    ids = (ids,) if isinstance(ids, str) else tuple(str(i) for i in ids)
+    for key in ("sample", "seed"):
+        if raw.get(key) is not None and (
+            not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0
+        ):
+            raise ConfigError(f"{where}.{key} must be a whole number >= 0, not {raw[key]!r}")
+    return SetParams(
+        name=name,
+        metadata=raw["metadata"],
+        filters=_parse_filters(raw.get("filters"), f"{where}.filters"),
+        ids=ids,
+        id_file=raw.get("id_file"),
+        sample=raw.get("sample"),
+        seed=int(raw.get("seed") or 0),
+        ground_truth=bool(raw.get("ground_truth", False)),
+        prefix=raw.get("prefix"),
+    )
+
+
+def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
+    """Read and validate params.yaml; every error names the key and what to write instead."""
+    p = Path(path)
+    data = load_params(p)
+    src = data.get("source") or {}
+    if not isinstance(src, Mapping):
+        raise ConfigError(f"{p}: source must be a mapping (bucket, region, endpoint_url, anon)")
+    source = resolve_source(
+        bucket=src.get("bucket"),
+        region=src.get("region"),
+        endpoint_url=src.get("endpoint_url"),
+        anon=src.get("anon"),
+    )
+    sets_raw = data.get("sets")
+    if not isinstance(sets_raw, Mapping) or not sets_raw:
+        raise ConfigError(f"{p}: sets must map set names ({', '.join(SETS)}) to their selection")
+    gt = data.get("ground_truth") or {}
+    if not isinstance(gt, Mapping) or set(gt) - GT_KEYS:
+        raise ConfigError(f"{p}: ground_truth must be a mapping with keys {', '.join(sorted(GT_KEYS))}")
+    sets = {name: _parse_set(p, name, raw) for name, raw in sets_raw.items()}
+    if any(s.ground_truth for s in sets.values()) and not (gt.get("file") and gt.get("queries") is not None):
+        raise ConfigError(
+            f"{p}: a set uses ground_truth: true, so ground_truth.file and ground_truth.queries are needed"
+        )
+    return PipelineParams(source, sets, dict(gt))
+
+
+def manifest_argv(
+    params: PipelineParams, set_name: str, *, ground_truth_file: str | None = None
+) -> list[str]:
+    """The ``isc-kit manifest`` arguments (without ``-o``) that select what params.yaml asks for."""
+    try:
+        s = params.sets[set_name]
+    except KeyError:
+        raise ConfigError(
+            f"params.yaml has no sets.{set_name}; add it or pick one of {', '.join(params.sets)}"
+        ) from None
+    argv = [set_name, "--metadata", s.metadata, "--bucket", params.source.bucket]
+    if s.prefix:
+        argv += ["--prefix", s.prefix]
+    for kind, pattern in s.filters:
+        argv += [f"--{kind}", pattern]
+    for r in s.ids:
+        argv += ["--ids", r]
+    if s.id_file:
+        argv += ["--id-file", s.id_file]
+    if s.sample is not None:
+        argv += ["--sample", str(s.sample)]
+    gt = params.ground_truth
+    if s.ground_truth:
+        argv += ["--ground-truth", ground_truth_file or gt["file"], "--gt-queries", str(gt["queries"])]
+        argv += ["--gt-distractors", str(gt.get("distractors", 0)), "--seed", str(gt.get("seed", s.seed))]
+    else:
+        argv += ["--seed", str(s.seed)]
+    return argv
+
+
+def local_copy(url: str, source: Source, folder: str | os.PathLike[str]) -> str:
+    """A local path for ``url``: itself when local, else a download (through ``source``'s endpoint) into ``folder``."""
+    if not url.startswith("s3://"):
+        return url
+    from .source import make_filesystem, translate_error
+
+    target = Path(folder) / Path(url).name
+    try:
+        make_filesystem(source).get(url, str(target))
+    except (OSError, ValueError) as err:
+        raise translate_error(err, url, source) from err
+    return str(target)
+
+
+def set_metrics(manifest: Manifest, dest: str | os.PathLike[str]) -> dict[str, Any]:
+    """Deterministic per-set figures for ``dvc metrics show``: files, bytes, verified share."""
+    from .records import load_verified
+
+    records = load_verified(dest)
+    root = Path(dest)
+    verified = 0
+    nbytes = 0
+    for rel, md5 in zip(manifest.table["relpath"], manifest.table["md5"], strict=True):
+        try:
+            st = os.stat(root / rel)
+        except FileNotFoundError:
+            continue
+        nbytes += st.st_size
+        entry = records.get(rel)
+        if entry == (st.st_size, st.st_mtime_ns, md5):
+            verified += 1
+    files = len(manifest)
+    return {
+        "files": files,
+        "bytes": nbytes,
+        "verified": verified,
+        "verified_share": round(verified / files, 6) if files else 1.0,
+    }
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def timing_path(dest: str | os.PathLike[str]) -> Path:
+    """Where the fetch stage leaves its (non-deterministic) timings: beside the folder, not in it."""
+    d = Path(os.path.abspath(dest))
+    return d.parent / ".isc-kit" / f"{d.name}.fetch.json"
