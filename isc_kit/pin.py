@@ -353,6 +353,7 @@ def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -20,8 +20,12 @@ from isc_kit.pin import dvcfile_text, pin, tree_bytes, tree_oid
 from isc_kit.records import RecordWriter
 
 DVC = str(Path(sys.executable).with_name("dvc"))
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 # Names that exercise DVC's sort order and JSON escaping: spaces, non-ASCII, upper before lower, nesting.
 FILES = {
@@ -36,7 +40,8 @@ FILES = {
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, check=True)
+    env = {**os.environ, **GIT_ID, "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
 
 
 def make_repo(path: Path) -> Path:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import InputFileError, IscKitError
 
 #: Subcommand modules in ``isc_kit.cli``; each has ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
-COMMANDS = ("catalog", "ls", "manifest", "s3", "fetch", "verify", "eval", "baseline", "pin", "stage", "demo")
+COMMANDS = ("catalog", "ls", "manifest", "s3", "fetch", "verify", "eval", "baseline", "pin", "stage", "demo", "share")
 
 logger = logging.getLogger("isc_kit")
 
