@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -147,10 +148,12 @@ def test_sampler_resample_and_use_this_sample(tiny_manifests, images, thumbs, tm
     s._use.click()
     assert "run `dvc repro`" in s.status
     data = yaml.safe_load(params.read_text())
-    assert data["sets"]["query"] == {"metadata": "data/query.csv", "id_file": "selections/query.txt"}
+    id_file = data["sets"]["query"].pop("id_file")
+    assert re.fullmatch(r"selections/query-[0-9a-f]{10}\.txt", id_file)
+    assert data["sets"]["query"] == {"metadata": "data/query.csv"}
     assert data["fetch"] == {"jobs": 8}
     assert "# from the publisher" in params.read_text()  # comments survive
-    id_file = tmp_path / data["sets"]["query"]["id_file"]
+    id_file = tmp_path / id_file
     listed = [line for line in id_file.read_text().splitlines() if not line.startswith("#")]
     assert listed == expected_sample(all_q, 4, 1)
     # the pipeline's own selection code reads the file back to exactly what was shown
@@ -181,10 +184,18 @@ def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp
     assert s.gallery.shown_ids == s.sample["reference"].ids
     s.use()
     data = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    assert data["sets"] == {
-        "query": {"id_file": "selections/query.txt"},
-        "reference": {"id_file": "selections/reference.txt"},
-    }
+    assert sorted(data["sets"]) == ["query", "reference"]
+    for name in ("query", "reference"):
+        (id_file,) = data["sets"][name].values()
+        listed = (tmp_path / id_file).read_text().splitlines()[2:]
+        assert listed == s.sample[name].ids
+    first = data["sets"]["query"]["id_file"]
+    s.resample()
+    s.use()
+    again = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert again["sets"]["query"]["id_file"] != first  # a new sample changes params.yaml, so dvc reruns
+    assert not (tmp_path / first).exists()  # and the old list is gone
+    assert len(list((tmp_path / "selections").glob("query-*.txt"))) == 1
 
 
 def test_sampler_reports_a_broken_params_file(tiny_manifests, images, thumbs, tmp_path):

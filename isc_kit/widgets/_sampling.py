@@ -2,13 +2,16 @@
 
 Sampling reuses :mod:`isc_kit.select` (the same keys as ``isc-kit ls --sample N --seed S`` and
 ``--ground-truth --gt-queries K``), so a sample drawn here equals the CLI's. Handing it over
-writes each set's ids to ``selections/<set>.txt`` (the format ``--id-file`` reads) and points
-``params.yaml`` at it, replacing the selection keys that would otherwise change the result,
-so the next ``dvc repro`` pins exactly the ids the user saw.
+writes each set's ids to ``selections/<set>-<digest>.txt`` (the format ``--id-file`` reads) and
+points ``sets.<set>.id_file`` in ``params.yaml`` at it, replacing the selection keys that would
+otherwise change the result, so the next ``dvc repro`` pins exactly the ids the user saw. The
+digest of the ids is in the file name so that a new sample changes params.yaml, which is what
+makes DVC rerun the set's stages (the pipeline depends on ``sets.<set>``, not on the file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -105,9 +108,9 @@ def use_sample(
     *,
     selections_dir: str | os.PathLike[str] | None = None,
 ) -> UsedSample:
-    """Write ``selections/<set>.txt`` for each sampled set and set ``sets.<set>.id_file`` in params.yaml.
+    """Write ``selections/<set>-<digest>.txt`` for each sampled set and point ``sets.<set>.id_file`` at it.
 
-    The params file is edited in place keeping its comments and order (ruamel round-trip); it is
+    The previous selection file of the set (when it is one of ours) is removed. The params file is edited in place keeping its comments and order (ruamel round-trip); it is
     created when missing. Selection keys that would change the list (see ``REPLACED_KEYS``) are
     removed from the set's entry; everything else (metadata, prefix, ...) is kept.
     """
@@ -118,9 +121,8 @@ def use_sample(
     if not isinstance(sets, dict):
         raise ConfigError(f"{params_path}: 'sets' must be a mapping of set name to settings")
     written: dict[str, Path] = {}
+    stale: list[Path] = []
     for set_name, manifest in samples.items():
-        target = folder / f"{set_name}.txt"
-        _write_atomic(target, selection_text(manifest).encode("utf-8"))
         entry = sets.get(set_name)
         if entry is None:
             entry = sets[set_name] = {}
@@ -128,13 +130,24 @@ def use_sample(
             raise ConfigError(
                 f"{params_path}: sets.{set_name} must be a mapping, found {type(entry).__name__}"
             )
+        digest = hashlib.sha256("\n".join(sorted(manifest.ids)).encode()).hexdigest()[:10]
+        target = folder / f"{set_name}-{digest}.txt"
+        old = entry.get(ID_FILE_KEY)
+        if isinstance(old, str):
+            old_path = params_path.parent / old
+            if old_path.parent.resolve() == folder.resolve() and old_path.name.startswith(f"{set_name}-"):
+                stale.append(old_path)
         for key in REPLACED_KEYS:
             entry.pop(key, None)
         entry[ID_FILE_KEY] = os.path.relpath(target, params_path.parent).replace(os.sep, "/")
         written[set_name] = target
+        _write_atomic(target, selection_text(manifest).encode("utf-8"))
     out = io.StringIO()
     yaml.dump(doc, out)
     _write_atomic(params_path, out.getvalue().encode("utf-8"))
+    for path in stale:
+        if path not in written.values():
+            path.unlink(missing_ok=True)
     logger.info("sample written to %s and %s", params_path, ", ".join(map(str, written.values())))
     return UsedSample(params_path, written)
 
