@@ -82,7 +82,7 @@ class Gallery(widgets.VBox):
     page_size = Int(24)
     selected = Unicode("")
     selection = AnyTrait(None, allow_none=True)
-    shown_ids = List()
+    shown_ids: List[str] = List()
     message = Unicode("")
 
     def __init__(
@@ -315,6 +315,8 @@ class Gallery(widgets.VBox):
         entry = found[0]
         images = self.images_for(selection.set_name)
         data = images.read_many(selection, [entry]).get(image_id)
+        size: int | None
+        dims: tuple[int, int] | None
         if isinstance(data, bytes):
             size, dims = entry.size if entry.size is not None else len(data), image_size(data)
             try:

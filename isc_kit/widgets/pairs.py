@@ -79,7 +79,7 @@ class PairViewer(widgets.VBox):
     index = Int(0)
     show = Unicode("all")
     query_id = Unicode("")
-    reference_ids = List()
+    reference_ids: List[str] = List()
     caption = Unicode("")
 
     def __init__(
