@@ -42,7 +42,11 @@ def _dvc_project(path: Path) -> Path:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=[pytest.mark.dvc] if "dvc repro" in p.read_text() else []) for p in NOTEBOOKS],
+    ids=lambda p: p.stem,
+)
 def test_notebook_runs_top_to_bottom(
     path: Path, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
