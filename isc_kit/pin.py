@@ -100,20 +100,22 @@ def find_repo(start: str | os.PathLike[str]) -> DvcRepo:
 
 
 def _cache_dir(dvc_dir: Path) -> Path:
-    from dvc.config import Config
+    """``cache.dir`` from ``.dvc/config.local`` then ``.dvc/config`` (relative to ``.dvc``), else ``.dvc/cache``."""
+    from configobj import ConfigObj, ConfigObjError
 
-    cache_dir = None
-    try:
-        conf = Config(dvc_dir=str(dvc_dir), validate=False)
-        cache_dir = conf["cache"].get("dir")
-    except Exception as err:  # DVC's config errors have no common base worth naming
-        raise DvcError(
-            f"{dvc_dir}/config: cannot read the DVC config ({err}); fix it with `dvc config`"
-        ) from err
-    if not cache_dir:
-        return dvc_dir / "cache"
-    path = Path(cache_dir)
-    return path if path.is_absolute() else (dvc_dir / path).resolve()
+    for name in ("config.local", "config"):
+        path = dvc_dir / name
+        if not path.exists():
+            continue
+        try:
+            conf = ConfigObj(str(path), encoding="utf-8")
+        except ConfigObjError as err:
+            raise DvcError(f"{path}: cannot read the DVC config ({err}); fix it with `dvc config`") from None
+        cache_dir = conf.get("cache", {}).get("dir")
+        if cache_dir:
+            p = Path(cache_dir)
+            return p if p.is_absolute() else (dvc_dir / p).resolve()
+    return dvc_dir / "cache"
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -188,9 +190,10 @@ def plan_pin(
     md5s = [None if isinstance(m, type(pd.NA)) else m for m in manifest.table["md5"]]
     expected: dict[str, str | None] = dict(zip(manifest.table["relpath"], md5s, strict=True))
     to_hash: list[tuple[str, int]] = []
+    base = str(root) + os.sep
     for rel, want in expected.items():
         try:
-            st = os.stat(root / rel)
+            st = os.stat(base + rel)
         except FileNotFoundError:
             plan.missing.append(rel)
             continue
@@ -313,20 +316,23 @@ def link_entries(
     if progress is not None:
         progress.set_size(len(entries))
     linked = cached = 0
-    made: set[Path] = set()
+    made: set[str] = set()
+    objects = str(repo.cache / "files" / HASH_NAME) + os.sep
+    base = str(root) + os.sep
     for e in entries:
-        dst = repo.object_path(e.md5)
-        if dst.parent not in made:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dst.parent)
+        folder = objects + e.md5[:2]
+        dst = folder + os.sep + e.md5[2:]
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
         try:
-            os.link(root / e.relpath, dst)
+            os.link(base + e.relpath, dst)
         except FileExistsError:
             cached += 1
         except OSError as err:
             if err.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise DvcError(
-                    f"cannot hard-link {root / e.relpath} into the DVC cache {repo.cache} ({err.strerror}); "
+                    f"cannot hard-link {base + e.relpath} into the DVC cache {repo.cache} ({err.strerror}); "
                     "put the cache on the same filesystem (`dvc cache dir`) or use `dvc add`"
                 ) from err
             raise
