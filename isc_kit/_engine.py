@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 #: (relpath, key, md5 or None, size or None)
 Item = tuple[str, str, "str | None", "int | None"]
 
+#: Bodies up to this size are collected in memory, then hashed and written in one worker-thread call;
+#: larger ones are streamed to their temp file as they arrive. Memory stays below jobs x this.
+BUFFER_LIMIT = 4 << 20
 _SWITCH_AFTER = 3  # consecutive retryable failures on one mirror before trying the next
 
 
@@ -53,6 +56,7 @@ class Engine:
     on_bytes: Callable[[int], None] | None = None
     on_file: Callable[[bool], None] | None = None
     tally: Tally = field(default_factory=Tally)
+    pool: Any = None  # a ThreadPoolExecutor for hashing and writing; None = in the event loop
     abort_after: int = 32  # objects failing to connect in a row, with no success yet, stop the run
     _down_streak: int = 0
     _any_ok: bool = False
@@ -153,33 +157,24 @@ class Engine:
         md5: str | None,
         size: int | None,
     ) -> int:
-        tmp = os.path.join(folder, temp_name(os.path.basename(full)))
-        digest = hashlib.md5()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        sink = _Sink(os.path.join(folder, temp_name(os.path.basename(full))))
         moved = False
         try:
-            with open(fd, "wb") as fh:
-
-                def write(chunk: bytes) -> None:
-                    digest.update(chunk)
-                    fh.write(chunk)
-
-                n, length = await self.getter.get(source, key, write)
-                if length is not None and n != length:
-                    raise GetError(
-                        f"{source.url(key)}: body truncated at {n} of {length} bytes", retryable=True
-                    )
-                if size is not None and n != size:
-                    raise _Mismatch(
-                        f"{relpath}: size is {n} bytes, manifest says {size}; the download was discarded. "
-                        "Retry, or check the manifest's source."
-                    )
-                actual = digest.hexdigest()
-                if md5 is not None and actual != md5:
-                    raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
-                fh.flush()
-                st = os.fstat(fh.fileno())
-            os.replace(tmp, full)
+            n, length = await self.getter.get(source, key, sink.write)
+            if length is not None and n != length:
+                raise GetError(f"{source.url(key)}: body truncated at {n} of {length} bytes", retryable=True)
+            if size is not None and n != size:
+                raise _Mismatch(
+                    f"{relpath}: size is {n} bytes, manifest says {size}; the download was discarded. "
+                    "Retry, or check the manifest's source."
+                )
+            if sink.streaming or self.pool is None:
+                actual, st = sink.finish()
+            else:  # hash + write off the event loop: hashlib and os.write release the GIL
+                actual, st = await asyncio.get_running_loop().run_in_executor(self.pool, sink.finish)
+            if md5 is not None and actual != md5:
+                raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
+            os.replace(sink.tmp, full)
             moved = True
             self.records.add(relpath, st.st_size, st.st_mtime_ns, actual)
             if self.on_bytes is not None:
@@ -187,8 +182,67 @@ class Engine:
             return n
         finally:
             if not moved:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                sink.discard()
+
+
+class _Sink:
+    """Collects a body in memory (small objects) or streams it to the temp file (large ones), with its MD5."""
+
+    def __init__(self, tmp: str):
+        self.tmp = tmp
+        self.chunks: list[bytes] = []
+        self.n = 0
+        self.fd: int | None = None
+        self.digest: Any = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.fd is not None
+
+    def write(self, chunk: bytes) -> None:
+        self.n += len(chunk)
+        if self.fd is not None:
+            self.digest.update(chunk)
+            _write_all(self.fd, chunk)
+            return
+        self.chunks.append(chunk)
+        if self.n > BUFFER_LIMIT:
+            self._open()
+
+    def _open(self) -> None:
+        self.fd = os.open(
+            self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644
+        )
+        self.digest = hashlib.md5()
+        for c in self.chunks:
+            self.digest.update(c)
+            _write_all(self.fd, c)
+        self.chunks = []
+
+    def finish(self) -> tuple[str, os.stat_result]:
+        """Write what is buffered, close; (md5 hex, stat of the temp file)."""
+        if self.fd is None:
+            self._open()
+        fd, self.fd = self.fd, None
+        try:
+            st = os.fstat(fd)  # type: ignore[arg-type]
+        finally:
+            os.close(fd)  # type: ignore[arg-type]
+        return self.digest.hexdigest(), st
+
+    def discard(self) -> None:
+        self.chunks = []
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class _Mismatch(Exception):

@@ -73,6 +73,21 @@ class AnonGetter:
     def __init__(self, jobs: int):
         self.jobs = jobs
         self._session: Any = None
+        self._proxies: dict[str, str | None] = {}
+
+    def _proxy(self, url: str) -> str | None:
+        """The HTTP(S)_PROXY for ``url`` from the environment (honouring NO_PROXY), cached per host."""
+        import urllib.request
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        host = parts.netloc
+        if host not in self._proxies:
+            proxies = urllib.request.getproxies()
+            hostname = parts.hostname or ""
+            bypass = urllib.request.proxy_bypass(hostname) if proxies else True
+            self._proxies[host] = None if bypass else proxies.get(parts.scheme)
+        return self._proxies[host]
 
     async def __aenter__(self) -> AnonGetter:
         import aiohttp
@@ -83,7 +98,7 @@ class AnonGetter:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=20, sock_read=60),
-            trust_env=True,
+            trust_env=False,  # proxies are resolved once per host below, not once per request
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
@@ -100,7 +115,7 @@ class AnonGetter:
 
         url = object_url(source, source.bucket_name, key)
         try:
-            async with self._session.get(url) as resp:
+            async with self._session.get(url, proxy=self._proxy(url)) as resp:
                 if resp.status != 200:
                     body = await resp.read()
                     raise _status_error(resp.status, _error_code(body), source.url(key), source)
@@ -134,7 +149,7 @@ class AnonGetter:
 
         url = object_url(source, source.bucket_name, key)
         try:
-            async with self._session.head(url) as resp:
+            async with self._session.head(url, proxy=self._proxy(url)) as resp:
                 if resp.status != 200:
                     raise _status_error(resp.status, "", source.url(key), source)
         except (aiohttp.ClientError, OSError) as err:

@@ -346,8 +346,11 @@ def _transfer(
     if progress is not None:
         progress.set_size(todo.total_bytes or 0)
     on_file = getattr(progress, "file_done", None) if progress is not None else None
-    with _records.RecordWriter(root) as writer:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _records.RecordWriter(root) as writer, ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool:
         engine = Engine(
+            pool=pool if default_jobs() > 0 else None,
             dest=safe,
             sources=sources,
             getter=make_getter(sources[0], min(jobs, max(1, len(todo)))),

@@ -47,7 +47,9 @@ def _kill_when(proc: subprocess.Popen[bytes], dest: Path, *, finals: int, temp: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("finals", "temp"), [(0, True), (10, False), (25, True)], ids=["first-part", "after-10", "mid-25"]
+    ("finals", "temp"),
+    [(1, False), (10, False), (25, True)],
+    ids=["after-1", "after-10", "at-a-part-after-25"],
 )
 def test_kill_9_leaves_only_verified_files_and_rerun_completes(
     s3_env: str, tiny_root: Path, tmp_path: Path, finals: int, temp: bool
@@ -86,3 +88,47 @@ def test_kill_9_leaves_only_verified_files_and_rerun_completes(
     assert result.skipped == len(present)
     assert result.transferred == 40 - len(present)
     assert tree_md5s(dest) == expected  # complete, and no temp file survived the completed run
+
+
+@pytest.mark.slow
+def test_kill_9_while_a_large_object_streams_to_its_part_file(
+    s3_env: str, make_bucket: object, tmp_path: Path
+) -> None:
+    """Objects above the in-memory limit are streamed to ``.name.isc-part-*``: kill while one is being written."""
+    import hashlib
+    import random
+
+    from _fetch_helpers import PREFIX, manifest_for
+
+    rng = random.Random(7)
+    bodies = {f"R{i:06d}.jpg": rng.randbytes(12 << 20) for i in range(3)}
+    bucket = make_bucket({PREFIX + r: b for r, b in bodies.items()})  # type: ignore[operator]
+    m = manifest_for(bucket, {r: (hashlib.md5(b).hexdigest(), len(b)) for r, b in bodies.items()})
+    pinned = tmp_path / "big.pinned"
+    write_pinned(m, pinned)
+    dest = tmp_path / "big"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "isc_kit",
+            "-q",
+            "fetch",
+            str(pinned),
+            str(dest),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _kill_when(proc, dest, finals=0, temp=True)
+    assert proc.returncode == -signal.SIGKILL, "the fetch finished before it could be killed"
+    finals = [p for p in dest.iterdir() if ".isc-part-" not in p.name]
+    assert all(p.read_bytes() == bodies[p.name] for p in finals)
+    result = fetch(m, dest)
+    assert result.ok, result.failed
+    assert sorted(p.name for p in dest.iterdir()) == sorted(bodies)  # part files of the killed run are gone
+    assert all((dest / r).read_bytes() == b for r, b in bodies.items())

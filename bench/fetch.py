@@ -1,0 +1,228 @@
+"""Benchmark ``isc-kit fetch`` against s5cmd, ``aws s3 cp``, ``rclone copy`` and s3fs ``get``, and
+``isc-kit verify`` against ``md5sum -c``, on the same local server (nginx, bench/fastserver.py)
+and the same objects (the ``bench`` fixture: 10,000 references of ~177 KB).
+
+Runs are interleaved (the client order rotates every round) and each writes into a fresh folder
+that is deleted afterwards. Prints a markdown table of medians and of per-round ratios to
+isc-kit. Tools come from bench/setup-tools.sh.
+
+    python -m bench.fetch --rounds 5 --delay-ms 0 --delay-ms 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.fastserver import FastS3
+from isc_kit.catalog import DEFAULT_BUCKET
+from isc_kit.fixture import materialize
+from isc_kit.manifest import read_metadata, write_pinned
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "all/reference_images/"
+TOOLS = Path(os.environ.get("ISC_KIT_BENCH_TOOLS", Path.home() / ".cache" / "isc_kit" / "bench-tools"))
+ISC = str(Path(sys.executable).with_name("isc-kit"))
+
+
+def _env(endpoint: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ISC_KIT_"))}
+    env.update(AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="", AWS_EC2_METADATA_DISABLED="true")
+    env.update(
+        AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", ISC_KIT_ENDPOINT_URL=endpoint
+    )
+    env.pop("AWS_ACCESS_KEY_ID")
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    return env
+
+
+def commands(endpoint: str, pinned: Path, dest: Path, jobs: int) -> dict[str, list[str]]:
+    src = f"s3://{DEFAULT_BUCKET}/{PREFIX}"
+    return {
+        "isc-kit fetch": [ISC, "-q", "fetch", str(pinned), str(dest), "--no-progress", "--jobs", str(jobs)],
+        "s5cmd cp": [
+            str(TOOLS / "bin" / "s5cmd"),
+            "--no-sign-request",
+            "--endpoint-url",
+            endpoint,
+            "cp",
+            src + "*",
+            str(dest) + "/",
+        ],
+        "aws s3 cp": [
+            str(TOOLS / "bin" / "aws"),
+            "s3",
+            "cp",
+            src,
+            str(dest),
+            "--recursive",
+            "--no-sign-request",
+            "--endpoint-url",
+            endpoint,
+            "--only-show-errors",
+        ],
+        "rclone copy": [
+            "rclone",
+            "copy",
+            f":s3:{DEFAULT_BUCKET}/{PREFIX}",
+            str(dest),
+            "--s3-provider",
+            "Other",
+            "--s3-endpoint",
+            endpoint,
+            "--s3-env-auth=false",
+            "--transfers",
+            str(jobs),
+            "--checkers",
+            str(jobs),
+            "--config",
+            "/dev/null",
+            "-q",
+        ],
+        "s3fs get": [
+            sys.executable,
+            "-c",
+            "import sys, s3fs; fs = s3fs.S3FileSystem(anon=True, endpoint_url=sys.argv[1]); "
+            "fs.get(sys.argv[2], sys.argv[3] + '/', recursive=True)",
+            endpoint,
+            f"{DEFAULT_BUCKET}/{PREFIX}",
+            str(dest),
+        ],
+    }
+
+
+def _run(cmd: list[str], env: dict[str, str], expect: int, dest: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    seconds = time.perf_counter() - t0
+    got = sum(1 for _ in dest.rglob("*.jpg")) if dest.exists() else 0
+    if proc.returncode != 0 or got != expect:
+        raise RuntimeError(
+            f"{cmd[0]} failed (exit {proc.returncode}, {got}/{expect} files): {proc.stderr[-500:]}"
+        )
+    return seconds
+
+
+def bench_fetch(
+    root: Path, pinned: Path, n: int, size: int, delay: float, rounds: int, clients: list[str], jobs: int
+) -> str:
+    times: dict[str, list[float]] = {c: [] for c in clients}
+    ratios: dict[str, list[float]] = {c: [] for c in clients}
+    with FastS3(root, delay_ms=delay) as server, tempfile.TemporaryDirectory(prefix="isc-kit-bench-") as tmp:
+        env = _env(server.endpoint_url)
+        env_rclone = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}
+        for r in range(rounds):
+            order = clients[r % len(clients) :] + clients[: r % len(clients)]
+            this: dict[str, float] = {}
+            for name in order:
+                dest = Path(tmp) / f"r{r}-{name.split()[0]}"
+                cmd = commands(server.endpoint_url, pinned, dest, jobs)[name]
+                this[name] = _run(cmd, env_rclone if name.startswith("rclone") else env, n, dest)
+                shutil.rmtree(dest, ignore_errors=True)
+                shutil.rmtree(Path(tmp) / ".isc-kit", ignore_errors=True)
+                print(
+                    f"  delay {delay:g} ms round {r + 1}: {name} {this[name]:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for name in clients:
+                times[name].append(this[name])
+                ratios[name].append(this["isc-kit fetch"] / this[name])
+    lines = [
+        f"### fetch: {n:,} objects, {size / 1e9:.2f} GB, {delay:g} ms added per request, {rounds} interleaved rounds",
+        "",
+        "| client | median s | MB/s | isc-kit time / client time (median of per-round ratios) |",
+        "|---|---|---|---|",
+    ]
+    for name in clients:
+        med = statistics.median(times[name])
+        lines.append(
+            f"| {name} | {med:.2f} | {size / 1e6 / med:,.0f} | {statistics.median(ratios[name]):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def bench_verify(root: Path, pinned: Path, rounds: int) -> str:
+    manifest = read_metadata(root / "metadata" / "reference_images_metadata.csv", "reference")
+    src = root / PREFIX
+    with tempfile.TemporaryDirectory(prefix="isc-kit-bench-") as tmp:
+        sums = Path(tmp) / "ref.md5"
+        sums.write_text(
+            "".join(
+                f"{m}  {r}\n" for r, m in zip(manifest.table["relpath"], manifest.table["md5"], strict=True)
+            )
+        )
+        copy = Path(tmp) / "ref"
+        shutil.copytree(src, copy)  # a tree another tool wrote; page cache is warm for both tools
+        isc, md5sum, ratio = [], [], []
+        for r in range(rounds):
+            pair = []
+            for name in ["isc", "md5sum"] if r % 2 == 0 else ["md5sum", "isc"]:
+                t0 = time.perf_counter()
+                if name == "isc":
+                    cmd = [ISC, "-q", "verify", str(pinned), str(copy), "--no-progress"]
+                    subprocess.run(cmd, check=True, capture_output=True)
+                    isc.append(time.perf_counter() - t0)
+                else:
+                    subprocess.run(
+                        ["md5sum", "--quiet", "-c", str(sums)], cwd=copy, check=True, capture_output=True
+                    )
+                    md5sum.append(time.perf_counter() - t0)
+                pair.append(name)
+            ratio.append(isc[-1] / md5sum[-1])
+            print(
+                f"  verify round {r + 1}: isc-kit {isc[-1]:.2f} s, md5sum {md5sum[-1]:.2f} s", file=sys.stderr
+            )
+    gb = sum(p.stat().st_size for p in src.iterdir()) / 1e9
+    return "\n".join(
+        [
+            f"### verify: {len(manifest):,} files, {gb:.2f} GB (page cache warm), {os.cpu_count()} cores, {rounds} interleaved rounds",
+            "",
+            "| tool | median s | isc-kit / md5sum (median of per-round ratios) |",
+            "|---|---|---|",
+            f"| isc-kit verify | {statistics.median(isc):.2f} | {statistics.median(ratio):.2f} |",
+            f"| md5sum -c | {statistics.median(md5sum):.2f} | 1.00 |",
+        ]
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", default="bench")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument(
+        "--delay-ms", type=float, action="append", help="per-request delay; repeat (default 0 and 20)"
+    )
+    p.add_argument("--clients", default="isc-kit fetch,s5cmd cp,aws s3 cp,rclone copy,s3fs get")
+    p.add_argument("--jobs", type=int, default=64, help="concurrency for isc-kit and rclone")
+    p.add_argument("--skip-verify", action="store_true")
+    p.add_argument("--skip-fetch", action="store_true")
+    args = p.parse_args()
+    rounds = max(1, min(args.rounds, 20))
+    root = materialize(args.scale)
+    manifest = read_metadata(root / "metadata" / "reference_images_metadata.csv", "reference")
+    size = sum(p.stat().st_size for p in (root / PREFIX).iterdir())
+    out = []
+    with tempfile.TemporaryDirectory(prefix="isc-kit-bench-") as tmp:
+        pinned = Path(tmp) / "ref.pinned"
+        write_pinned(manifest, pinned)
+        clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+        if "isc-kit fetch" not in clients:
+            clients.insert(0, "isc-kit fetch")
+        if not args.skip_fetch:
+            for delay in args.delay_ms or [0.0, 20.0]:
+                out.append(bench_fetch(root, pinned, len(manifest), size, delay, rounds, clients, args.jobs))
+        if not args.skip_verify:
+            out.append(bench_verify(root, pinned, rounds))
+    print("\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
