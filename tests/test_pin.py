@@ -231,3 +231,29 @@ def test_cli_pin_one_line_error(tmp_path: Path) -> None:
     listing = [{"md5": hashlib.md5(b"a").hexdigest(), "relpath": "Q00000.jpg"},
                {"md5": hashlib.md5(b"b").hexdigest(), "relpath": "Q00001.jpg"}]  # fmt: skip
     assert out["oid"] == hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def test_shards_move_flat_files_and_keep_records(tmp_path: Path) -> None:
+    """25 flat files, shards of 10 ids: three folders, three .dvc files, nothing re-hashed."""
+    from isc_kit.pin import pin_shards
+
+    (tmp_path / ".dvc").mkdir()
+    files = {f"Q{i:05d}.jpg": f"image {i}".encode() for i in range(25)}
+    write_tree(tmp_path / "imgs", files)
+    record_all(tmp_path / "imgs", files)
+    manifest = manifest_of(files)
+    manifest.table["image_id"] = pd.array([r[:-4] for r in sorted(files)], dtype=STRING)
+    results = pin_shards(manifest, tmp_path / "imgs", 10)
+    assert [Path(r.dvcfile).name for r in results] == [
+        "Q00000-Q00009.dvc",
+        "Q00010-Q00019.dvc",
+        "Q00020-Q00029.dvc",
+    ]
+    assert [r.nfiles for r in results] == [10, 10, 5]
+    assert sum(r.hashed for r in results) == 0, "verified records moved along with the files"
+    assert (tmp_path / "imgs" / "Q00020-Q00029" / "Q00024.jpg").read_bytes() == b"image 24"
+    listing = [
+        {"md5": hashlib.md5(files[f"Q{i:05d}.jpg"]).hexdigest(), "relpath": f"Q{i:05d}.jpg"}
+        for i in range(20, 25)
+    ]
+    assert results[2].oid == hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
