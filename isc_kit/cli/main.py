@@ -70,6 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as err:  # a bug, not bad input: still one line, the traceback with -v
+        if args.verbose:
+            logger.exception("isc-kit %s failed", args.command)
+        print(
+            f"isc-kit {args.command}: internal error: {type(err).__name__}: {err} "
+            "(run with -v for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 70
 
 
 def entry() -> None:
