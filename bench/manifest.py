@@ -59,7 +59,9 @@ def main() -> None:
         make_csv(csv, args.rows)
         runs = []
         for _ in range(args.repeat):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(csv)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(csv)], capture_output=True, text=True, check=True
+            )
             runs.append(json.loads(out.stdout))
         size_mb = csv.stat().st_size / 1e6
     med = statistics.median
