@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,10 +38,12 @@ def _isolated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def _start_server(scale: str) -> tuple[subprocess.Popen[str], str]:
+    # stderr (one werkzeug line per request) goes to a file: an undrained pipe fills up and blocks the server
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (kept open for the server's lifetime)
     proc = subprocess.Popen(
         [sys.executable, "-m", "isc_kit", "-q", "s3", "serve", "--scale", scale, "--port", "0"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         cwd=ROOT,
     )
@@ -48,7 +51,9 @@ def _start_server(scale: str) -> tuple[subprocess.Popen[str], str]:
     line = proc.stdout.readline()
     if not line.startswith("endpoint: "):
         proc.kill()
-        raise RuntimeError(f"embedded S3 did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        proc.wait()
+        log.seek(0)
+        raise RuntimeError(f"embedded S3 did not start: {line!r} {log.read()}")
     return proc, line.split(": ", 1)[1].strip()
 
 
