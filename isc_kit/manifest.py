@@ -469,6 +469,10 @@ def load_pinned(path: str | os.PathLike[str]) -> Manifest:
         image_set = get_set(fields["set"]).with_prefix(fields["prefix"])
     except IscKitError as err:  # unknown set or bad prefix: report it as a problem of the file
         raise InputFileError(name, [Problem(2, "set", fields["set"], str(err))]) from None
+    try:
+        Source(bucket=base_bucket(fields["bucket"]))
+    except IscKitError as err:  # a bucket no fetch could address: a problem of the file, not of the setup
+        raise InputFileError(name, [Problem(3, "bucket", fields["bucket"], str(err))]) from None
     body = data[offset:]
     _check_header(name, body, PINNED_COLUMNS)
     table, lines, malformed = _read_rows(name, body, PINNED_COLUMNS)
