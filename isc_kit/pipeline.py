@@ -111,12 +111,15 @@ def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
     src = data.get("source") or {}
     if not isinstance(src, Mapping):
         raise ConfigError(f"{p}: source must be a mapping (bucket, region, endpoint_url, anon)")
-    source = resolve_source(
-        bucket=src.get("bucket"),
-        region=src.get("region"),
-        endpoint_url=src.get("endpoint_url"),
-        anon=src.get("anon"),
-    )
+    try:
+        source = resolve_source(
+            bucket=src.get("bucket"),
+            region=src.get("region"),
+            endpoint_url=src.get("endpoint_url"),
+            anon=src.get("anon"),
+        )
+    except ConfigError as err:  # name the file and key, not only the value
+        raise ConfigError(f"{p}: source: {err}") from None
     sets_raw = data.get("sets")
     if not isinstance(sets_raw, Mapping) or not sets_raw:
         raise ConfigError(f"{p}: sets must map set names ({', '.join(SETS)}) to their selection")
