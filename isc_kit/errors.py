@@ -126,3 +126,12 @@ class DvcError(IscKitError, RuntimeError):
     """A DVC repository is missing or in a state isc_kit cannot work with."""
 
     exit_code = 6
+
+
+class DestinationError(IscKitError, OSError):
+    """The local destination cannot be written (read-only, full, no permission) or is busy."""
+
+    exit_code = 7
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -26,6 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from .errors import DestinationError
+
 logger = logging.getLogger(__name__)
 
 RECORD_DIR = ".isc-kit"
@@ -142,10 +144,16 @@ class RecordWriter:
         self._fd: int | None = None
 
     def open(self) -> RecordWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, HEADER.encode())
+        fd = -1
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if os.fstat(fd).st_size == 0:
+                os.write(fd, HEADER.encode())
+        except OSError as err:
+            if fd >= 0:
+                os.close(fd)
+            raise _unwritable(self.path, err) from err
         self._fd = fd
         return self
 
@@ -184,9 +192,9 @@ def compact(dest: str | os.PathLike[str], *, drop: Iterable[str] = ()) -> int:
     table = table.sort_values("relpath", kind="stable")
     if len(table) == 0 and not path.exists():
         return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             fh.write(HEADER.encode())
             if len(table):
@@ -203,6 +211,15 @@ def compact(dest: str | os.PathLike[str], *, drop: Iterable[str] = ()) -> int:
                 for start in range(0, len(lines), 100_000):
                     fh.write("".join(lines.iloc[start : start + 100_000]).encode())
         os.replace(tmp, path)
+    except OSError as err:
+        raise _unwritable(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
     return len(table)
+
+
+def _unwritable(path: Path, err: OSError) -> DestinationError:
+    return DestinationError(
+        f"{path}: cannot write the verified record ({err.strerror or err}); the destination's folder must be "
+        "writable with free space: check the mount, permissions and `df`, then rerun"
+    )
