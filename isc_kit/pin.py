@@ -349,6 +349,7 @@ def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
     data = tree_bytes(entries)
     oid = tree_oid(data)
     dst = repo.object_path(oid)
+    _remove_dead_temps(dst.parent, ".*.tmp-*")
     if not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
@@ -360,9 +361,24 @@ def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(path.parent, f".{path.name}.tmp-*")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _remove_dead_temps(folder: Path, pattern: str) -> None:
+    """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
+    for tmp in folder.glob(pattern):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def _gitignore(target: Path) -> None:
