@@ -11,6 +11,7 @@ moto tops out near 250 requests/s, far below the clients being compared; nginx d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import http.server
 import os
@@ -133,8 +134,12 @@ def _list_handler(listing: _Listing) -> type[http.server.BaseHTTPRequestHandler]
 class FastS3:
     """nginx + listing sidecar over ``root`` for every regional bucket; ``delay_ms`` per request."""
 
-    def __init__(self, root: Path, *, delay_ms: float = 0.0, port: int = 0, workers: int = 1):
+    def __init__(
+        self, root: Path, *, delay_ms: float = 0.0, port: int = 0, workers: int = 1, empty: bool = False
+    ):
+        """``empty=True`` answers every object GET with an empty 200 body (for the 1M-entry memory run)."""
         self.root, self.delay_ms, self.port, self.workers = Path(root), delay_ms, port, workers
+        self.empty = empty
         self._tmp: Path | None = None
         self._nginx: subprocess.Popen[bytes] | None = None
         self._sidecar: http.server.ThreadingHTTPServer | None = None
@@ -160,6 +165,7 @@ class FastS3:
         if self.delay_ms > 0:
             load = f"load_module {ECHO_MODULE};"
             delay = f"echo_sleep {self.delay_ms / 1000:.3f}; echo_exec @file;"
+        serve = 'return 200 "";' if self.empty else "try_files $uri =404;"
         conf = f"""
 {load}
 user root;
@@ -184,7 +190,7 @@ http {{
     location ~ ^/[^/]+/?$ {{
       proxy_pass http://listing; proxy_http_version 1.1; proxy_set_header Connection "";
     }}
-    location / {{ {delay} try_files $uri =404; }}
+    location / {{ {delay} {serve} }}
     location @file {{ try_files $uri =404; }}
   }}
 }}
@@ -246,10 +252,8 @@ def main() -> None:
         print(f"endpoint: {server.endpoint_url}", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ def commands(endpoint: str, pinned: Path, dest: Path, jobs: int) -> dict[str, li
 
 
 def _run(cmd: list[str], env: dict[str, str], expect: int, dest: Path) -> float:
+    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.perf_counter() - t0
@@ -127,6 +128,7 @@ def bench_fetch(
                 this[name] = _run(cmd, env_rclone if name.startswith("rclone") else env, n, dest)
                 shutil.rmtree(dest, ignore_errors=True)
                 shutil.rmtree(Path(tmp) / ".isc-kit", ignore_errors=True)
+                os.sync()  # flush the previous client's dirty pages before timing the next one
                 print(
                     f"  delay {delay:g} ms round {r + 1}: {name} {this[name]:.2f} s",
                     file=sys.stderr,

@@ -82,7 +82,7 @@ def main() -> None:
     clients = {"aiohttp (lean, unsigned)": _aiohttp_round, "s3fs/aiobotocore (anon)": _s3fs_round}
     results: dict[str, list[tuple[float, float]]] = {c: [] for c in clients}
     with FastS3(root) as server:
-        for name, fn in clients.items():  # warm-up
+        for fn in clients.values():  # warm-up
             _measure(fn, server.endpoint_url, keys[:50], args.jobs)
         for r in range(max(1, min(args.rounds, 20))):
             order = list(clients.items())

@@ -21,7 +21,7 @@ _INLINE_BYTES = 32 << 20
 class Hashed(NamedTuple):
     """Result for one file: md5 (None when unreadable), the stat it was hashed at, or the error."""
 
-    index: int
+    row: int
     md5: str | None
     size: int
     mtime_ns: int
@@ -97,8 +97,9 @@ def hash_files(
         exhausted = False
         while pending or not exhausted:
             while not exhausted and len(pending) < 3 * jobs:
-                batch = next(batches, None)
-                if batch is None:
+                try:
+                    batch = next(batches)
+                except StopIteration:
                     exhausted = True
                     break
                 pending.add(pool.submit(_hash_batch, batch))

@@ -206,11 +206,11 @@ def _classify(
                 on_bytes=progress.relative_update if progress is not None else None,
             ):
                 hashed += 1
-                if h.md5 is not None and h.md5 == want_md5[h.index]:
-                    status[h.index] = VERIFIED
-                    batch.append((rels[h.index], h.size, h.mtime_ns, h.md5))
+                if h.md5 is not None and h.md5 == want_md5[h.row]:
+                    status[h.row] = VERIFIED
+                    batch.append((rels[h.row], h.size, h.mtime_ns, h.md5))
                 else:
-                    status[h.index] = CORRUPT
+                    status[h.row] = CORRUPT
                 if len(batch) >= 1000:
                     writer.add_many(batch)
                     batch.clear()

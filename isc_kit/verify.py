@@ -115,25 +115,25 @@ def verify(
             total_bytes=total,
             on_bytes=progress.relative_update if progress is not None else None,
         ):
-            rel = rels[h.index]
+            rel = rels[h.row]
             hashed_bytes += max(h.size, 0)
             if h.md5 is None:
-                status[h.index], reasons[rel] = CORRUPT, f"unreadable: {h.error}"
-            elif want_size[h.index] >= 0 and h.size != want_size[h.index]:
-                status[h.index] = CORRUPT
-                reasons[rel] = f"size is {h.size} bytes, manifest says {want_size[h.index]}"
-            elif want_md5[h.index] is None:
-                status[h.index] = UNVERIFIED
-            elif h.md5 != want_md5[h.index]:
-                status[h.index], reasons[rel] = CORRUPT, f"md5 is {h.md5}, manifest says {want_md5[h.index]}"
+                status[h.row], reasons[rel] = CORRUPT, f"unreadable: {h.error}"
+            elif want_size[h.row] >= 0 and h.size != want_size[h.row]:
+                status[h.row] = CORRUPT
+                reasons[rel] = f"size is {h.size} bytes, manifest says {want_size[h.row]}"
+            elif want_md5[h.row] is None:
+                status[h.row] = UNVERIFIED
+            elif h.md5 != want_md5[h.row]:
+                status[h.row], reasons[rel] = CORRUPT, f"md5 is {h.md5}, manifest says {want_md5[h.row]}"
             else:
-                status[h.index] = VERIFIED
+                status[h.row] = VERIFIED
                 good.append((rel, h.size, h.mtime_ns, h.md5))
                 if len(good) >= 1000:
                     writer.add_many(good)
                     good.clear()
             if on_file is not None:
-                on_file(status[h.index] != CORRUPT)
+                on_file(status[h.row] != CORRUPT)
         writer.add_many(good)
     corrupt = sorted(rels[status == CORRUPT].tolist())
     _records.compact(root, drop=corrupt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from ..catalog import REGIONS
 from ..manifest import load_pinned
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
 
-def fetch_options(args: argparse.Namespace, bucket: str) -> dict[str, object]:
+def fetch_options(args: argparse.Namespace, bucket: str) -> dict[str, Any]:
     region = getattr(args, "region", None)
     source = resolve_source(
         bucket=args.bucket or bucket,
