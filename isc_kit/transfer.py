@@ -348,9 +348,12 @@ def _transfer(
     on_file = getattr(progress, "file_done", None) if progress is not None else None
     from concurrent.futures import ThreadPoolExecutor
 
-    with _records.RecordWriter(root) as writer, ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool:
+    with (
+        _records.RecordWriter(root) as writer,
+        ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool,
+    ):
         engine = Engine(
-            pool=pool if default_jobs() > 0 else None,
+            pool=pool,
             dest=safe,
             sources=sources,
             getter=make_getter(sources[0], min(jobs, max(1, len(todo)))),

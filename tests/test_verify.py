@@ -70,7 +70,7 @@ def test_parallel_hashing_matches_hashlib(tiny_root: Path, monkeypatch: pytest.M
     monkeypatch.setattr(_hashing, "_INLINE_BYTES", 0)  # force worker processes on tiny files
     files = sorted((tiny_root / PREFIX).iterdir())
     items = [(i, str(p), p.stat().st_size) for i, p in enumerate(files)]
-    got = {h.index: h.md5 for h in _hashing.hash_files(items, jobs=2)}
+    got = {h.row: h.md5 for h in _hashing.hash_files(items, jobs=2)}
     assert got == {i: md5(p.read_bytes()) for i, p in enumerate(files)}
 
 
