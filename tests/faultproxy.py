@@ -70,6 +70,7 @@ class FaultProxy:
         self.mix, self.seed, self.methods = mix, seed, methods
         self.requests = 0
         self.injected: Counter[str] = Counter()
+        self.access_keys: Counter[str] = Counter()  # access key ids of signed requests (SigV4 Credential=)
         self._seen: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -164,6 +165,9 @@ class FaultProxy:
         )
         body = await reader.readexactly(length) if length else b""
         self.requests += 1
+        for h in headers:
+            if h.lower().startswith("authorization:") and "Credential=" in h:
+                self.access_keys[h.split("Credential=", 1)[1].split("/", 1)[0]] += 1
         fault, rng = self.decide(method, path)
         if fault:
             self.injected[fault] += 1
