@@ -24,6 +24,7 @@ from ._engine import Engine, Item, Tally, monotonic, run_sync
 from ._hashing import default_jobs, hash_files
 from ._http import make_getter
 from ._localtree import SafeDest, TreeScan, remove_stale_temps, scan
+from ._lock import destination_lock
 from .catalog import DEFAULT_BUCKET, REGIONS
 from .errors import ConfigError
 from .manifest import Manifest
@@ -349,6 +350,7 @@ def _transfer(
     from concurrent.futures import ThreadPoolExecutor
 
     with (
+        destination_lock(root),  # one writer per destination: a second fetch fails at once, clearly
         _records.RecordWriter(root) as writer,
         ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool,
     ):
