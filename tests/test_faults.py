@@ -115,6 +115,10 @@ def test_fetch_through_faults_keeps_every_promise(
     assert out["transferred"] == len(failed)
     assert out["skipped"] == 40 - len(failed)
     assert tree_md5s(dest) == expected
+    print(
+        f"\nfault mix {name} ({mix.describe()}, seed {seed}): {p.requests} requests, injected "
+        f"{dict(sorted(p.injected.items()))}; {40 - len(failed)} verified, {len(failed)} failed with a cause"
+    )
 
 
 def test_every_body_corrupted_leaves_nothing_and_names_both_md5s(
