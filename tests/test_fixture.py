@@ -93,6 +93,8 @@ def test_iter_images_yields_every_id_in_order_as_varied_jpegs() -> None:
 
 @pytest.mark.parametrize("other_thread", [False, True], ids=["fork", "spawn"])
 def test_pool_gives_the_same_bytes_as_serial_rendering(other_thread: bool) -> None:
+    if not other_thread and threading.active_count() > 1:
+        pytest.skip("other tests left threads running in this process, so the pool never forks here")
     serial = list(fixture.iter_images(SMALL, sets=["phase2", "reference"], workers=1))
     assert (len(serial), serial[0][1], serial[-1][1]) == (170, "R000000", "Q50019")
     stop = threading.Event()
