@@ -31,7 +31,25 @@ _EXPORTS = {
     "EmbeddedS3": "s3server",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EmbeddedS3",
+    "IscKitError",
+    "Manifest",
+    "Selection",
+    "Source",
+    "evaluate",
+    "fetch",
+    "load_ground_truth",
+    "load_pinned",
+    "manifest_from_listing",
+    "pin",
+    "plan_fetch",
+    "read_metadata",
+    "resolve_source",
+    "select",
+    "verify",
+    "write_pinned",
+]
 
 if TYPE_CHECKING:
     from .errors import IscKitError

@@ -51,7 +51,9 @@ class EmbeddedS3:
 
     def start(self) -> EmbeddedS3:
         """Generate (or reuse) the fixture, bind, serve in a thread and seed. Returns self."""
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "embedded")  # moto wants some credentials for its own calls
+        os.environ.setdefault(
+            "AWS_ACCESS_KEY_ID", "embedded"
+        )  # moto wants some credentials for its own calls
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "embedded")
         root = None
         if self.scale:

@@ -16,12 +16,26 @@ from collections.abc import Sequence
 from ..errors import InputFileError, IscKitError
 
 #: Subcommand modules in ``isc_kit.cli``; each has ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
-COMMANDS = ("catalog", "ls", "manifest", "s3", "fetch", "verify", "eval", "baseline", "pin", "stage", "demo", "share")
+COMMANDS = (
+    "catalog",
+    "ls",
+    "manifest",
+    "s3",
+    "fetch",
+    "verify",
+    "eval",
+    "baseline",
+    "pin",
+    "stage",
+    "demo",
+    "share",
+)
 
 logger = logging.getLogger("isc_kit")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand's module is imported (a fast start)."""
     parser = argparse.ArgumentParser(
         prog="isc-kit",
         description="Fetch, verify, pin and explore the Image Similarity Challenge image sets.",
@@ -31,12 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f".{name}", __package__)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named by the first positional argument, if it is a known one."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
@@ -50,7 +72,8 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)

@@ -1,0 +1,20 @@
+"""The public API: every name in ``isc_kit.__all__`` resolves, and importing isc_kit stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import isc_kit
+
+
+def test_every_public_name_resolves() -> None:
+    assert sorted(isc_kit.__all__) == sorted(isc_kit._EXPORTS)
+    for name in isc_kit.__all__:
+        assert getattr(isc_kit, name) is not None, name
+
+
+def test_import_does_not_load_pandas_or_s3fs() -> None:
+    code = "import sys, isc_kit; print(sorted(m for m in ('pandas', 's3fs', 'moto') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
