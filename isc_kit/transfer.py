@@ -275,10 +275,20 @@ def fetch(
     if region == "auto" and plan.counts["missing"] + plan.counts["corrupt"]:
         sources = _rank_by_probe(sources, manifest, jobs)
     result = FetchResult(region=sources[0].region)
-    remove_stale_temps(str(root), plan.stale_temps)
-    safe = SafeDest(root)
-    if prune and plan.extra:
-        result.pruned = len(safe.prune(pd.Series(plan.extra), set()))
+    if plan.counts["missing"] + plan.counts["corrupt"] == 0 and not (prune and plan.extra):
+        remove_stale_temps(str(root), plan.stale_temps)  # only temps of dead writers; nothing else to do
+        _account_skipped(result, plan, require_md5)
+    else:
+        with destination_lock(root):  # one writer per destination, prune included: a second fails at once
+            _locked_fetch(result, plan, sources, jobs, retries, progress, prune, require_md5)
+    result.seconds = monotonic() - started
+    logger.info("%s", result.summary())
+    return result
+
+
+def _account_skipped(result: FetchResult, plan: FetchPlan, require_md5: bool) -> Manifest:
+    """Fill the skipped/unverified/failed counts; returns the entries left to transfer."""
+    manifest = plan.manifest
     counts = plan.counts
     result.skipped = counts["verified"] + counts["unverified"]
     result.unverified = counts["unverified"]
@@ -292,6 +302,26 @@ def fetch(
         result.skipped -= int(kept.sum())
         result.unverified = 0
         todo = todo.subset(~no_md5)
+    return todo
+
+
+def _locked_fetch(
+    result: FetchResult,
+    plan: FetchPlan,
+    sources: list[Source],
+    jobs: int,
+    retries: int,
+    progress: Any,
+    prune: bool,
+    require_md5: bool,
+) -> None:
+    """Everything that writes to the destination; the caller holds its lock."""
+    manifest, root = plan.manifest, plan.dest
+    remove_stale_temps(str(root), plan.stale_temps)
+    safe = SafeDest(root)
+    if prune and plan.extra:
+        result.pruned = len(safe.prune(pd.Series(plan.extra), set()))
+    todo = _account_skipped(result, plan, require_md5)
     if len(todo):
         size = todo.total_bytes
         logger.info(
@@ -307,9 +337,6 @@ def fetch(
         result.unverified += tally.unverified
         result.failed += tally.failed
         _records.compact(root)
-    result.seconds = monotonic() - started
-    logger.info("%s", result.summary())
-    return result
 
 
 def _sources(
@@ -350,7 +377,6 @@ def _transfer(
     from concurrent.futures import ThreadPoolExecutor
 
     with (
-        destination_lock(root),  # one writer per destination: a second fetch fails at once, clearly
         _records.RecordWriter(root) as writer,
         ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool,
     ):

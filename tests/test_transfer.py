@@ -213,6 +213,21 @@ def test_prune_deletes_only_unlisted_regular_files_inside_dest(
     assert outside.read_text() == "mine"
 
 
+def test_prune_waits_for_the_destination_lock(s3_env: str, ref_manifest: Manifest, tmp_path: Path) -> None:
+    from isc_kit._lock import destination_lock
+    from isc_kit.errors import DestinationError
+
+    dest = tmp_path / "ref"
+    small = ref_manifest.subset(ref_manifest.table.index < 2)
+    assert fetch(small, dest).ok
+    (dest / "R000039.jpg").write_bytes(b"another writer's file")
+    with destination_lock(dest, what="test"), pytest.raises(DestinationError):
+        fetch(small, dest, prune=True)
+    assert (dest / "R000039.jpg").read_bytes() == b"another writer's file"  # untouched while locked
+    assert fetch(small, dest, prune=True).pruned == 1
+    assert not (dest / "R000039.jpg").exists()
+
+
 def test_stale_temp_files_are_cleaned_and_never_count(
     s3_env: str, ref_manifest: Manifest, tmp_path: Path
 ) -> None:
