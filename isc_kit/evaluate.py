@@ -228,6 +228,7 @@ def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) 
     """Write ``(query_id, reference_id, score)`` rows as a matching-track CSV (atomically); returns the row count."""
     path = Path(path)
     n = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:

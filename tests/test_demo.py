@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from test_pin import GIT_ID, make_repo
+
+from isc_kit import fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +32,11 @@ def test_demo_runs_then_is_a_noop(tmp_path: Path) -> None:
     rows = {line.split()[0]: line.split() for line in first.stdout.splitlines() if line[:1].isalpha()}
     assert rows["training"][1] == "20", "tiny has 20 training images, all match T000*"
     assert rows["query"][-1] != "up to date"
+    scores = json.loads((project / "metrics" / "eval.json").read_text())
+    pairs = sum(1 for q, r in fixture.ground_truth("tiny") if r)  # every tiny query is selected
+    assert scores["gt_pairs"] == pairs
+    assert scores["muap"] > 10 * scores["muap_random"], scores  # the baseline clearly beats chance
+    assert f"µAP {scores['muap']:.3f}" in first.stdout
     second = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Running stage" not in second.stderr

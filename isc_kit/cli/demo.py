@@ -91,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
     print()
     print_table(rows, ["set", "files", "bytes", "verified", "seconds"])
     print()
+    scores = _read_json(project / "metrics" / "eval.json")
+    if scores:
+        print(
+            f"baseline descriptor: µAP {scores['muap']:.3f} on {scores['gt_pairs']} ground-truth pairs "
+            f"({scores['queries']} queries x {scores['references']} references; "
+            f"random ranking ~{scores['muap_random']:.4f})"
+        )
     print(f"data: {(project / 'data').resolve()}   manifests: {(project / 'manifests').resolve()}")
     clean = status.returncode == 0 and json.loads(status.stdout or "{}") == {}
     print(f"dvc repro took {seconds:.1f} s; dvc status: {'clean' if clean else status.stdout.strip()}")

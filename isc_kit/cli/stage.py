@@ -10,7 +10,7 @@ import tempfile
 from ..manifest import Manifest
 
 NAME = "stage"
-HELP = "run one DVC pipeline stage for a set (used by dvc.yaml)"
+HELP = "run one DVC pipeline stage (used by dvc.yaml)"
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--metrics", required=True, metavar="JSON", help="metrics file to write")
     f.add_argument("--params", default="params.yaml", help="pipeline parameters (default params.yaml)")
     f.add_argument("--jobs", type=int, metavar="N")
+    e = sub.add_parser(
+        "eval", help="baseline predictions on the fetched query/reference folders, scored (µAP)"
+    )
+    e.add_argument("query_pinned", metavar="QUERY_PINNED")
+    e.add_argument("reference_pinned", metavar="REFERENCE_PINNED")
+    e.add_argument("query_dir", metavar="QUERY_DIR")
+    e.add_argument("reference_dir", metavar="REFERENCE_DIR")
+    e.add_argument("-o", "--output", required=True, metavar="PREDICTIONS")
+    e.add_argument("--metrics", required=True, metavar="JSON", help="metrics file to write")
+    e.add_argument("--params", default="params.yaml", help="pipeline parameters (default params.yaml)")
 
 
 def build_manifest(params_path: str, set_name: str) -> Manifest:
@@ -56,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from ..manifest import load_pinned, write_pinned
     from ..pipeline import read_params, set_metrics, timing_path, write_json
 
+    if args.stage == "eval":
+        return run_eval(args)
     if args.stage == "manifest":
         manifest = build_manifest(args.params, args.set)
         fp = write_pinned(manifest, args.output)
@@ -84,4 +96,36 @@ def run(args: argparse.Namespace) -> int:
         for rel, why in result.failed[:5]:
             logger.error("%s: %s", rel, why)
         return 1
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Baseline descriptor on the fetched selection, scored with the ISC µAP on exactly that selection."""
+    from ..baseline import run_baseline
+    from ..evaluate import evaluate, load_predictions
+    from ..groundtruth import load_ground_truth, restrict
+    from ..manifest import load_pinned
+    from ..pipeline import local_copy, read_params, write_json
+
+    params = read_params(args.params)
+    queries, references = load_pinned(args.query_pinned), load_pinned(args.reference_pinned)
+    with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
+        gt = load_ground_truth(local_copy(params.ground_truth["file"], params.source, tmp))
+    gt, _ = restrict(gt, queries.ids, references.ids)
+    baseline = run_baseline(args.query_dir, args.reference_dir, args.output)
+    result = evaluate(gt, load_predictions(args.output))
+    chance = result.n_gt_pairs / max(1, len(queries) * len(references))
+    write_json(
+        args.metrics,
+        {
+            "muap": round(result.muap, 4),
+            "recall_at_p90": None if result.recall_at_p90 is None else round(result.recall_at_p90, 4),
+            "recall_at_rank1": round(result.recall_at_rank1, 4),
+            "gt_pairs": result.n_gt_pairs,
+            "queries": baseline.n_queries,
+            "references": baseline.n_references,
+            "muap_random": round(chance, 6),
+        },
+    )
+    print(result.summary())
     return 0
