@@ -80,6 +80,30 @@ class InputFileError(IscKitError, ValueError):
         return "\n".join(lines)
 
 
+class ProblemCollector:
+    """Collects the problems of one file as they are found, keeping the first ``max_shown``.
+
+    Call it like a function, ``problem(line, column, value, message)``; ``total`` counts all.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.total = 0
+
+    def __call__(self, line: int, column: str, value: str, message: str) -> None:
+        self.total += 1
+        if len(self.problems) < InputFileError.max_shown:
+            self.problems.append(Problem(line, column, value, message))
+
+    def raise_if_any(
+        self, path: str, *, hint: str = "", extra: list[Problem] | None = None, extra_total: int = 0
+    ) -> None:
+        """Raise :class:`InputFileError` with the problems (plus ``extra``) sorted by line, if any."""
+        found = sorted(self.problems + (extra or []), key=lambda p: p.line)[: InputFileError.max_shown]
+        if found:
+            raise InputFileError(path, found, total=self.total + extra_total, hint=hint)
+
+
 class SourceError(IscKitError, OSError):
     """The S3 source could not be reached or refused access."""
 

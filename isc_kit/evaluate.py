@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import SETS, ImageSet
-from .errors import ConfigError, InputFileError, Problem
+from .errors import ConfigError, InputFileError, Problem, ProblemCollector
 from .groundtruth import GroundTruth, query_id_checker, reference_id_checker
 
 logger = logging.getLogger(__name__)
@@ -138,14 +138,7 @@ def load_predictions(path: str | Path) -> Predictions:
         return fast
     is_query, query_desc = query_id_checker()
     is_ref, ref_desc = reference_id_checker()
-    problems: list[Problem] = []
-    total = 0
-
-    def problem(line: int, column: str, value: str, message: str) -> None:
-        nonlocal total
-        total += 1
-        if len(problems) < _MAX_PROBLEMS:
-            problems.append(Problem(line, column, value, message))
+    problem = ProblemCollector()
 
     qs: list[str] = []
     rs: list[str] = []
@@ -216,10 +209,9 @@ def load_predictions(path: str | Path) -> Predictions:
         str(path),
     )
     dups, n_dups = find_duplicates(predictions)
-    total += n_dups
-    problems = sorted(problems + dups, key=lambda p: p.line)[:_MAX_PROBLEMS]
-    if problems:
-        raise InputFileError(str(path), problems, total=total, hint="expected rows 'Q12345,R123456,0.87'")
+    problem.raise_if_any(
+        str(path), hint="expected rows 'Q12345,R123456,0.87'", extra=dups, extra_total=n_dups
+    )
     logger.info("predictions %s: %d rows", path, len(predictions))
     return predictions
 

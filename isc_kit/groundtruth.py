@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import SETS, ImageSet
-from .errors import InputFileError, Problem
+from .errors import InputFileError, Problem, ProblemCollector
 
 logger = logging.getLogger(__name__)
 
 HEADER = ("query_id", "reference_id")
-_MAX_PROBLEMS = InputFileError.max_shown
 
 
 def _id_checker(*sets: ImageSet):
@@ -100,14 +99,7 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
     path = Path(path)
     is_query, query_desc = query_id_checker()
     is_ref, ref_desc = reference_id_checker()
-    problems: list[Problem] = []
-    total = 0
-
-    def problem(line: int, column: str, value: str, message: str) -> None:
-        nonlocal total
-        total += 1
-        if len(problems) < _MAX_PROBLEMS:
-            problems.append(Problem(line, column, value, message))
+    problem = ProblemCollector()
 
     pairs: dict[tuple[str, str], int] = {}
     distractors: dict[str, int] = {}
@@ -180,14 +172,7 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
     for q, line in distractors.items():
         if q in matched:
             problem(line, "query_id", q, f"listed as a distractor and as matched on line {matched[q]}")
-    if problems:
-        problems.sort(key=lambda p: p.line)
-        raise InputFileError(
-            str(path),
-            problems,
-            total=total,
-            hint="expected rows 'Q12345,R123456' (or 'Q12345,' for a distractor)",
-        )
+    problem.raise_if_any(str(path), hint="expected rows 'Q12345,R123456' (or 'Q12345,' for a distractor)")
     if not pairs and not distractors:
         raise InputFileError(str(path), [Problem(0, "", "", "no ground-truth rows")])
     gt = GroundTruth(frozenset(pairs), frozenset(matched) | frozenset(distractors), None, str(path))
