@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import NamedTuple
@@ -28,13 +29,21 @@ class Hashed(NamedTuple):
     error: str = ""
 
 
+_READ = 8 << 20  # files up to this size are read with one read() call
+
+
 def md5_file(path: str) -> tuple[str, int, int]:
     """(md5 hex, size, mtime_ns) of a regular file, never following a symlink."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        digest = hashlib.file_digest(fh, "md5").hexdigest()
-    return digest, st.st_size, st.st_mtime_ns
+    try:
+        st = os.fstat(fd)
+        digest = hashlib.md5()
+        # one read for a whole image (+1 byte to see EOF at once); hashlib releases the GIL
+        while data := os.read(fd, min(st.st_size + 1, _READ) if st.st_size < _READ else _READ):
+            digest.update(data)
+    finally:
+        os.close(fd)
+    return digest.hexdigest(), st.st_size, st.st_mtime_ns
 
 
 def _hash_batch(batch: list[tuple[int, str]]) -> list[Hashed]:
@@ -46,6 +55,14 @@ def _hash_batch(batch: list[tuple[int, str]]) -> list[Hashed]:
         except OSError as err:
             out.append(Hashed(index, None, -1, -1, f"{type(err).__name__}: {err.strerror or err}"))
     return out
+
+
+def _start_method() -> str | None:
+    """``fork`` when this process has a single thread (cheapest, and safe then); ``forkserver`` otherwise."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else None
 
 
 def default_jobs() -> int:
@@ -88,9 +105,7 @@ def hash_files(
                     on_bytes(max(h.size, 0))
                 yield h
         return
-    ctx = multiprocessing.get_context(
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
-    )
+    ctx = multiprocessing.get_context(_start_method())
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         pending: set[Future[list[Hashed]]] = set()
         batches = _batches(items)

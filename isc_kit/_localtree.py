@@ -11,11 +11,14 @@ import logging
 import os
 import re
 import secrets
+from array import array
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnsafePathError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +28,38 @@ _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.isc-part-(?P<pid>\d+)-[0-9a-f]+$")
 
 @dataclass
 class TreeScan:
-    """Regular files below a folder (relpath, size, mtime_ns), and what was set aside."""
+    """Regular files below a folder (relpath, size, mtime_ns), and what was set aside.
 
-    files: pd.DataFrame
+    Kept compact (one Python string per file, sizes and mtimes in ``array('q')``) and free of
+    pandas; :attr:`files` builds the DataFrame view on demand.
+    """
+
+    rels: list[str]
+    sizes: array  # int64
+    mtimes: array  # int64, st_mtime_ns
     temps: list[str] = field(default_factory=list)  # relpaths of isc-kit temp files
     symlinks: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+    @property
+    def files(self) -> pd.DataFrame:
+        """``relpath, size, mtime_ns`` as a DataFrame (imports pandas)."""
+        import numpy as np
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "relpath": pd.array(self.rels, dtype=pd.StringDtype("pyarrow")),
+                "size": np.frombuffer(self.sizes, dtype=np.int64)
+                if len(self.sizes)
+                else np.zeros(0, np.int64),
+                "mtime_ns": np.frombuffer(self.mtimes, dtype=np.int64)
+                if len(self.mtimes)
+                else np.zeros(0, np.int64),
+            }
+        )
 
 
 def temp_name(final_name: str) -> str:
@@ -56,8 +86,8 @@ def _pid_alive(pid: int) -> bool:
 def scan(dest: str) -> TreeScan:
     """Walk ``dest`` without following symlinks. A missing folder scans as empty."""
     rels: list[str] = []
-    sizes: list[int] = []
-    mtimes: list[int] = []
+    sizes = array("q")
+    mtimes = array("q")
     temps: list[str] = []
     links: list[str] = []
     stack = [("", dest)]
@@ -84,14 +114,7 @@ def scan(dest: str) -> TreeScan:
                     rels.append(rel)
                     sizes.append(st.st_size)
                     mtimes.append(st.st_mtime_ns)
-    files = pd.DataFrame(
-        {
-            "relpath": pd.array(rels, dtype=pd.StringDtype("pyarrow")),
-            "size": pd.array(sizes, dtype="int64"),
-            "mtime_ns": pd.array(mtimes, dtype="int64"),
-        }
-    )
-    return TreeScan(files, temps, links)
+    return TreeScan(rels, sizes, mtimes, temps, links)
 
 
 def remove_stale_temps(dest: str, temps: list[str]) -> int:
@@ -148,7 +171,7 @@ class SafeDest:
         self._checked.add(folder)
         return folder
 
-    def prune(self, files: pd.Series, keep: set[str] | pd.Index) -> list[str]:
+    def prune(self, files: Any, keep: Any) -> list[str]:
         """Delete the regular files in ``files`` (relpaths from a scan) not in ``keep``; returns them."""
         gone = []
         for rel in files:

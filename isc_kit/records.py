@@ -20,13 +20,12 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import DestinationError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,7 @@ RECORD_SUFFIX = ".verified"
 HEADER = "# isc-kit verified v1\n"
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _COLUMNS = ("relpath", "size", "mtime_ns", "md5")
+_LINE = re.compile(rb"[^\t\n]+\t\d+\t-?\d+\t[0-9a-f]{32}\n")
 
 
 class VerifiedEntry(NamedTuple):
@@ -53,6 +53,10 @@ def record_path(dest: str | os.PathLike[str]) -> Path:
 
 def load_table(dest: str | os.PathLike[str]) -> pd.DataFrame:
     """The record as a DataFrame (``relpath, size, mtime_ns, md5``), last line per relpath; empty if none."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     path = record_path(dest)
     try:
         data = path.read_bytes()
@@ -94,6 +98,8 @@ def _skip(row: object) -> str:
 
 
 def _empty() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "relpath": pd.array([], dtype=pd.StringDtype("pyarrow")),
@@ -183,39 +189,41 @@ class RecordWriter:
 
 
 def compact(dest: str | os.PathLike[str], *, drop: Iterable[str] = ()) -> int:
-    """Rewrite the record with one line per file (latest wins), minus ``drop``; atomic. Returns the count."""
+    """Rewrite the record with one line per file (latest wins, sorted), minus ``drop``; atomic.
+
+    Streams the file line by line (standard library only): memory is one bytes object per
+    distinct file, never a table of Python strings. Malformed or torn lines are dropped.
+    Returns the number of lines kept.
+    """
     path = record_path(dest)
-    table = load_table(dest)
-    dropped = set(drop)
-    if dropped:
-        table = table[~table["relpath"].isin(dropped)]
-    table = table.sort_values("relpath", kind="stable")
-    if len(table) == 0 and not path.exists():
-        return 0
+    latest: dict[bytes, bytes] = {}
+    try:
+        with open(path, "rb") as fh:
+            if fh.readline() != HEADER.encode():
+                logger.warning("%s: not a verified record (bad header); starting a new one", path)
+            else:
+                for line in fh:
+                    if _LINE.fullmatch(line):
+                        latest[line[: line.index(b"\t")]] = line
+    except FileNotFoundError:
+        if not latest:
+            return 0
+    for rel in drop:
+        latest.pop(rel.encode(), None)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(HEADER.encode())
-            if len(table):
-                lines = (
-                    table["relpath"].astype(str)
-                    + "\t"
-                    + table["size"].astype(str)
-                    + "\t"
-                    + table["mtime_ns"].astype(str)
-                    + "\t"
-                    + table["md5"].astype(str)
-                    + "\n"
-                )
-                for start in range(0, len(lines), 100_000):
-                    fh.write("".join(lines.iloc[start : start + 100_000]).encode())
+        with open(tmp, "wb") as out:
+            out.write(HEADER.encode())
+            keys = sorted(latest)
+            for start in range(0, len(keys), 10_000):
+                out.write(b"".join(latest[k] for k in keys[start : start + 10_000]))
         os.replace(tmp, path)
     except OSError as err:
         raise _unwritable(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
-    return len(table)
+    return len(latest)
 
 
 def _unwritable(path: Path, err: OSError) -> DestinationError:

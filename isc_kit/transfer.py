@@ -25,6 +25,7 @@ from ._hashing import default_jobs, hash_files
 from ._http import make_getter
 from ._localtree import SafeDest, TreeScan, remove_stale_temps, scan
 from ._lock import destination_lock
+from ._status import CORRUPT, MISSING, STATUS_NAMES, UNVERIFIED, VERIFIED
 from .catalog import DEFAULT_BUCKET, REGIONS
 from .errors import ConfigError
 from .manifest import Manifest
@@ -32,8 +33,6 @@ from .source import Source, resolve_source
 
 logger = logging.getLogger(__name__)
 
-MISSING, VERIFIED, UNVERIFIED, CORRUPT = 0, 1, 2, 3
-STATUS_NAMES = ("missing", "verified", "unverified", "corrupt")
 DEFAULT_JOBS = 64
 DEFAULT_RETRIES = 5
 

@@ -2,26 +2,30 @@
 
 :func:`verify` reads every listed file (it is the audit: the verified record is refreshed, not
 trusted) and reports missing, corrupt and extra files; it works on trees written by any tool
-(``aws s3 cp``, s5cmd, rclone...). :func:`repair` re-fetches only the missing and corrupt ones.
+(``aws s3 cp``, s5cmd, rclone...). :func:`verify_pinned` does the same from a pinned file
+without importing pandas (the ``isc-kit verify`` path: start-up is a large part of a verify's
+time). :func:`repair` re-fetches only the missing and corrupt ones.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import records as _records
-from ._engine import monotonic
 from ._hashing import hash_files
 from ._localtree import scan
-from .manifest import Manifest
-from .transfer import CORRUPT, MISSING, UNVERIFIED, VERIFIED, FetchPlan, FetchResult, fetch
+from ._pinned import PinnedRows, read_rows
+from ._status import CORRUPT, MISSING, UNVERIFIED, VERIFIED
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+    from .transfer import FetchPlan, FetchResult
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +34,9 @@ logger = logging.getLogger(__name__)
 class VerifyReport:
     """Result of :func:`verify`. ``ok`` when nothing listed is missing or corrupt (extra files are reported only)."""
 
-    manifest: Manifest
+    manifest: Manifest | None  # None when checked from a pinned file's rows (see verify_pinned)
     dest: Path
-    status: np.ndarray  # per manifest row, as in FetchPlan
+    status: bytearray  # per manifest row: 0 missing, 1 verified, 2 unverified, 3 corrupt (as in FetchPlan)
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
@@ -46,11 +50,15 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.missing and not self.corrupt
 
+    @property
+    def entries(self) -> int:
+        return len(self.status)
+
     def to_dict(self, limit: int | None = 1000) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "dest": str(self.dest),
-            "entries": len(self.manifest),
+            "entries": self.entries,
             "verified": self.verified,
             "unverified": self.unverified,
             "missing_count": len(self.missing),
@@ -67,7 +75,7 @@ class VerifyReport:
         rate = self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
         text = (
             f"{self.verified:,} verified, {len(self.missing):,} missing, {len(self.corrupt):,} corrupt, "
-            f"{len(self.extra):,} extra of {len(self.manifest):,} listed; "
+            f"{len(self.extra):,} extra of {self.entries:,} listed; "
             f"{self.bytes / 1e6:,.1f} MB hashed in {self.seconds:.1f} s ({rate:,.0f} MB/s)"
         )
         if self.unverified:
@@ -76,33 +84,88 @@ class VerifyReport:
 
     __str__ = summary
 
-    def as_plan(self) -> FetchPlan:
-        """The fetch plan this report implies: transfer exactly the missing and corrupt entries."""
-        return FetchPlan(self.manifest, self.dest, self.status.copy(), extra=list(self.extra))
+    def as_plan(self, manifest: Manifest | None = None) -> FetchPlan:
+        """The fetch plan this report implies: transfer exactly the missing and corrupt entries.
+
+        ``manifest`` is needed when the report came from :func:`verify_pinned`.
+        """
+        import numpy as np
+
+        from .transfer import FetchPlan
+
+        manifest = manifest if manifest is not None else self.manifest
+        if manifest is None or len(manifest) != self.entries:
+            raise ValueError("as_plan needs the manifest this report was made from")
+        status = np.frombuffer(bytes(self.status), dtype=np.int8).copy()
+        return FetchPlan(manifest, self.dest, status, extra=list(self.extra))
 
 
 def verify(
     manifest: Manifest, dest: str | os.PathLike[str], *, jobs: int | None = None, progress: Any = None
 ) -> VerifyReport:
     """Hash every file ``manifest`` lists under ``dest`` (``jobs`` processes; default: all cores)."""
-    started = monotonic()
+    table = manifest.table
+    report = _verify_rows(
+        table["relpath"].tolist(),
+        table["md5"].to_numpy(dtype=object, na_value=None).tolist(),
+        table["size"].to_numpy(dtype="int64", na_value=-1).tolist(),
+        dest,
+        jobs=jobs,
+        progress=progress,
+    )
+    report.manifest = manifest
+    return report
+
+
+def verify_pinned(
+    pinned: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    jobs: int | None = None,
+    progress: Any = None,
+    rows: PinnedRows | None = None,
+) -> VerifyReport:
+    """:func:`verify` against a pinned manifest file, without pandas when the file is well formed.
+
+    A damaged or hand-edited file goes through :func:`isc_kit.manifest.load_pinned`, which raises
+    the precise :class:`~isc_kit.errors.InputFileError`. ``report.manifest`` is ``None`` on the
+    light path. ``rows``: the file's rows when the caller has read them already.
+    """
+    rows = rows if rows is not None else read_rows(pinned)
+    if rows is None:
+        from .manifest import load_pinned
+
+        return verify(load_pinned(pinned), dest, jobs=jobs, progress=progress)
+    return _verify_rows(rows.relpaths, rows.md5s, rows.sizes, dest, jobs=jobs, progress=progress)
+
+
+def _verify_rows(
+    rels: Sequence[str],
+    want_md5: Sequence[str | None],
+    want_size: Sequence[int],
+    dest: str | os.PathLike[str],
+    *,
+    jobs: int | None,
+    progress: Any,
+) -> VerifyReport:
+    """The check itself, on plain columns (size -1 = unknown); standard library only."""
+    started = time.perf_counter()
     root = Path(os.path.abspath(dest))
     tree = scan(str(root))
-    table = manifest.table
-    rels = table["relpath"].to_numpy(dtype=object)
-    local = tree.files.set_index("relpath")
-    idx = pd.Index(table["relpath"])
-    pos = local.index.get_indexer(idx)
-    present = pos >= 0
-    lsize = np.full(len(table), -1, dtype=np.int64)
-    lsize[present] = local["size"].to_numpy()[pos[present]]
-    want_md5 = table["md5"].to_numpy(dtype=object, na_value=None)
-    want_size = table["size"].to_numpy(dtype=np.int64, na_value=-1)
-    status = np.full(len(table), MISSING, dtype=np.int8)
+    where = {rel: i for i, rel in enumerate(tree.rels)}
+    status = bytearray(len(rels))  # all MISSING
     reasons: dict[str, str] = {}
-    rows = np.flatnonzero(present)
-    total = int(lsize[rows].sum()) if len(rows) else 0
-    logger.info("verifying %d file(s), %.1f MB, in %s", len(rows), total / 1e6, root)
+    todo: list[tuple[int, str, int]] = []
+    total = 0
+    listed = 0
+    for row, rel in enumerate(rels):
+        i = where.get(rel)
+        if i is not None:
+            listed += 1
+            size = tree.sizes[i]
+            total += size
+            todo.append((row, os.path.join(root, rel), size))
+    logger.info("verifying %d file(s), %.1f MB, in %s", len(todo), total / 1e6, root)
     if progress is not None:
         progress.set_size(total)
     on_file = getattr(progress, "file_done", None) if progress is not None else None
@@ -110,7 +173,7 @@ def verify(
     good: list[tuple[str, int, int, str]] = []
     with _records.RecordWriter(root) as writer:
         for h in hash_files(
-            ((int(i), str(root / rels[i]), int(lsize[i])) for i in rows),
+            todo,
             jobs=jobs,
             total_bytes=total,
             on_bytes=progress.relative_update if progress is not None else None,
@@ -135,22 +198,25 @@ def verify(
             if on_file is not None:
                 on_file(status[h.row] != CORRUPT)
         writer.add_many(good)
-    corrupt = sorted(rels[status == CORRUPT].tolist())
+    del todo
+    corrupt = sorted(rels[i] for i, s in enumerate(status) if s == CORRUPT)
     _records.compact(root, drop=corrupt)
-    files = tree.files["relpath"]
-    extra = sorted(files[~files.isin(idx)].tolist()) + sorted(tree.symlinks)
+    extra: list[str] = []
+    if listed != len(tree.rels):
+        wanted = set(rels)
+        extra = sorted(r for r in tree.rels if r not in wanted)
     report = VerifyReport(
-        manifest,
+        None,
         root,
         status,
-        missing=rels[status == MISSING].tolist(),
+        missing=[rels[i] for i, s in enumerate(status) if s == MISSING],
         corrupt=corrupt,
-        extra=extra,
+        extra=extra + sorted(tree.symlinks),
         reasons=reasons,
-        verified=int((status == VERIFIED).sum()),
-        unverified=int((status == UNVERIFIED).sum()),
+        verified=status.count(VERIFIED),
+        unverified=status.count(UNVERIFIED),
         bytes=hashed_bytes,
-        seconds=monotonic() - started,
+        seconds=time.perf_counter() - started,
     )
     logger.info("%s", report.summary())
     return report
@@ -166,9 +232,11 @@ def repair(
     **fetch_options: Any,
 ) -> FetchResult:
     """Re-fetch only the missing and corrupt files (verifying first unless ``report`` is given)."""
+    from .transfer import fetch
+
     if report is None:
         report = verify(manifest, dest, jobs=None, progress=None)
-    return fetch(report.as_plan(), dest, jobs=jobs, progress=progress, **fetch_options)
+    return fetch(report.as_plan(manifest), dest, jobs=jobs, progress=progress, **fetch_options)
 
 
-__all__ = ["VerifyReport", "repair", "verify"]
+__all__ = ["VerifyReport", "repair", "verify", "verify_pinned"]

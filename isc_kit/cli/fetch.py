@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from ..catalog import REGIONS
-from ..manifest import load_pinned
 from ..source import resolve_source
 from ._common import add_source_args, human_bytes, print_json, print_table
 
@@ -85,6 +84,7 @@ def report_failures(failed: list[tuple[str, str]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..manifest import load_pinned
     from ..transfer import fetch, plan_fetch
 
     manifest = load_pinned(args.pinned)

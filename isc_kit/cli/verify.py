@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..manifest import load_pinned
 from ._common import human_bytes, print_json, print_table
 from .fetch import MAX_SHOWN, add_transfer_args, fetch_options, make_progress, report_failures
 
@@ -23,12 +22,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..verify import repair, verify
+    from .._pinned import PinnedRows, read_rows
+    from ..verify import repair, verify, verify_pinned
 
-    manifest = load_pinned(args.pinned)
-    progress = make_progress(args, "verify", len(manifest))
+    rows = read_rows(args.pinned)  # None when damaged or edited: load_pinned then says exactly what
+    if rows is None:
+        from ..manifest import load_pinned
+
+        rows = load_pinned(args.pinned)  # raises InputFileError, or the file is merely unusual
+    progress = make_progress(args, "verify", len(rows))
     try:
-        report = verify(manifest, args.dest, jobs=args.hash_jobs, progress=progress)
+        if isinstance(rows, PinnedRows):
+            report = verify_pinned(args.pinned, args.dest, jobs=args.hash_jobs, progress=progress, rows=rows)
+        else:
+            report = verify(rows, args.dest, jobs=args.hash_jobs, progress=progress)
     finally:
         if progress is not None:
             progress.close()  # type: ignore[attr-defined]
@@ -40,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     out = report.to_dict()
     ok = report.ok
     if args.repair and not report.ok:
+        from ..manifest import load_pinned
+
+        manifest = report.manifest or load_pinned(args.pinned)
         options = fetch_options(args, manifest.bucket)
         progress = make_progress(args, "repair", len(report.missing) + len(report.corrupt))
         try:
