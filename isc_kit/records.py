@@ -188,6 +188,32 @@ class RecordWriter:
         self.close()
 
 
+def has_entries(dest: str | os.PathLike[str]) -> bool:
+    """Whether the record holds anything beyond its header (so a rewrite could drop duplicates)."""
+    try:
+        return record_path(dest).stat().st_size > len(HEADER)
+    except OSError:
+        return False
+
+
+def read_entries(dest: str | os.PathLike[str], wanted: set[str] | dict[str, int]) -> dict[str, VerifiedEntry]:
+    """relpath -> :class:`VerifiedEntry` for the ``wanted`` relpaths (latest line wins); standard library only."""
+    out: dict[str, VerifiedEntry] = {}
+    try:
+        with open(record_path(dest), "rb") as fh:
+            if fh.readline() != HEADER.encode():
+                return out
+            for line in fh:
+                if not _LINE.fullmatch(line):
+                    continue
+                rel, size, mtime, md5 = line[:-1].decode("utf-8", "replace").split("\t")
+                if rel in wanted:
+                    out[rel] = VerifiedEntry(int(size), int(mtime), md5)
+    except FileNotFoundError:
+        pass
+    return out
+
+
 def compact(dest: str | os.PathLike[str], *, drop: Iterable[str] = ()) -> int:
     """Rewrite the record with one line per file (latest wins, sorted), minus ``drop``; atomic.
 

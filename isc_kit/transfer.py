@@ -20,21 +20,17 @@ import numpy as np
 import pandas as pd
 
 from . import records as _records
-from ._engine import Engine, Item, Tally, monotonic, run_sync
+from ._engine import Item, Tally, monotonic
+from ._fetchcore import DEFAULT_JOBS, DEFAULT_RETRIES, FetchResult, pick_sources, rank_by_probe, run_engine
 from ._hashing import default_jobs, hash_files
-from ._http import make_getter
 from ._localtree import SafeDest, TreeScan, remove_stale_temps, scan
 from ._lock import destination_lock
 from ._status import CORRUPT, MISSING, STATUS_NAMES, UNVERIFIED, VERIFIED
-from .catalog import DEFAULT_BUCKET, REGIONS
 from .errors import ConfigError
 from .manifest import Manifest
-from .source import Source, resolve_source
+from .source import Source
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_JOBS = 64
-DEFAULT_RETRIES = 5
 
 
 @dataclass
@@ -84,57 +80,6 @@ class FetchPlan:
             f"{c['missing']:,} missing, {c['corrupt']:,} corrupt, {c['verified']:,} verified, "
             f"{c['unverified']:,} unverified (no md5), {len(self.extra):,} extra"
         )
-
-
-@dataclass
-class FetchResult:
-    """What :func:`fetch` did. ``ok`` when nothing failed."""
-
-    transferred: int = 0
-    skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    bytes: int = 0
-    seconds: float = 0.0
-    unverified: int = 0  # entries fetched or kept whose md5 is unknown (multipart ETag)
-    pruned: int = 0
-    region: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def rate(self) -> float:
-        """MB/s of transferred bytes."""
-        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "transferred": self.transferred,
-            "skipped": self.skipped,
-            "failed": [{"relpath": r, "reason": why} for r, why in self.failed],
-            "failed_count": len(self.failed),
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "mb_per_s": round(self.rate, 2),
-            "unverified": self.unverified,
-            "pruned": self.pruned,
-            "region": self.region,
-        }
-
-    def summary(self) -> str:
-        text = (
-            f"{self.transferred:,} transferred, {self.skipped:,} already verified, {len(self.failed):,} failed; "
-            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.rate:,.1f} MB/s)"
-        )
-        if self.unverified:
-            text += f"; {self.unverified:,} unverified (md5 unknown)"
-        if self.pruned:
-            text += f"; {self.pruned:,} pruned"
-        return text
-
-    __str__ = summary
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -270,9 +215,10 @@ def fetch(
     jobs = jobs or DEFAULT_JOBS
     if jobs < 1:
         raise ConfigError(f"jobs must be 1 or more, not {jobs}")
-    sources = _sources(manifest, source, region, mirrors)
+    sources = pick_sources(manifest.bucket, source, region, mirrors)
     if region == "auto" and plan.counts["missing"] + plan.counts["corrupt"]:
-        sources = _rank_by_probe(sources, manifest, jobs)
+        key = manifest.prefix + (str(manifest.table["relpath"].iloc[0]) if len(manifest) else "")
+        sources = rank_by_probe(sources, key)
     result = FetchResult(region=sources[0].region)
     if plan.counts["missing"] + plan.counts["corrupt"] == 0 and not (prune and plan.extra):
         remove_stale_temps(str(root), plan.stale_temps)  # only temps of dead writers; nothing else to do
@@ -330,29 +276,14 @@ def _locked_fetch(
             "" if size is None else f", {size / 1e6:,.1f} MB",
             sources[0].describe(),
         )
+        recompact = _records.has_entries(root)
         tally = _transfer(todo, root, safe, sources, jobs, retries, progress)
         result.transferred = tally.transferred
         result.bytes = tally.bytes
         result.unverified += tally.unverified
         result.failed += tally.failed
-        _records.compact(root)
-
-
-def _sources(
-    manifest: Manifest, source: Source | None, region: str | None, mirrors: Sequence[str] | None
-) -> list[Source]:
-    if region is not None and region != "auto" and region not in REGIONS:
-        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or auto")
-    primary = source or resolve_source(bucket=manifest.bucket)
-    if region and region != "auto":
-        primary = primary.in_region(region)
-    if mirrors is None:
-        mirrors = (
-            [r for r in REGIONS if r != primary.region]
-            if primary.bucket == DEFAULT_BUCKET or region == "auto"
-            else []
-        )
-    return [primary] + [primary.in_region(r) for r in mirrors if r != primary.region]
+        if recompact:  # a record started by this run has one line per file already
+            _records.compact(root)
 
 
 def _items(todo: Manifest) -> Iterator[Item]:
@@ -370,42 +301,9 @@ def _items(todo: Manifest) -> Iterator[Item]:
 def _transfer(
     todo: Manifest, root: Path, safe: SafeDest, sources: list[Source], jobs: int, retries: int, progress: Any
 ) -> Tally:
-    if progress is not None:
-        progress.set_size(todo.total_bytes or 0)
-    on_file = getattr(progress, "file_done", None) if progress is not None else None
-    from concurrent.futures import ThreadPoolExecutor
-
-    with (
-        _records.RecordWriter(root) as writer,
-        ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool,
-    ):
-        engine = Engine(
-            pool=pool,
-            dest=safe,
-            sources=sources,
-            getter=make_getter(sources[0], min(jobs, max(1, len(todo)))),
-            records=writer,
-            retries=retries,
-            on_bytes=progress.relative_update if progress is not None else None,
-            on_file=on_file,
-        )
-        return run_sync(lambda: engine.run(_items(todo), min(jobs, len(todo))))  # type: ignore[no-any-return]
-
-
-def _rank_by_probe(sources: list[Source], manifest: Manifest, jobs: int) -> list[Source]:
-    """Order the mirrors by the time of a short probe request (fastest first); unreachable ones last."""
-    from ._http import probe
-
-    key = manifest.prefix + (str(manifest.table["relpath"].iloc[0]) if len(manifest) else "")
-    timings = run_sync(lambda: probe(sources, key))
-    ranked = sorted(range(len(sources)), key=lambda i: timings[i])
-    for i in ranked:
-        logger.info(
-            "probe %s: %s",
-            sources[i].region,
-            "unreachable" if timings[i] == float("inf") else f"{timings[i] * 1000:.0f} ms",
-        )
-    return [sources[i] for i in ranked]
+    return run_engine(
+        _items(todo), len(todo), todo.total_bytes or 0, root, safe, sources, jobs, retries, progress
+    )
 
 
 __all__ = ["FetchPlan", "FetchResult", "default_jobs", "fetch", "plan_fetch"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import REGIONS
 from ..source import resolve_source
 from ._common import add_source_args, human_bytes, print_json, print_table
+
+if TYPE_CHECKING:
+    from .._fetchcore import FetchResult
 
 NAME = "fetch"
 HELP = "download a pinned manifest's images (resumable, MD5-verified)"
@@ -83,26 +86,50 @@ def report_failures(failed: list[tuple[str, str]]) -> None:
         print(f"  ... and {len(failed) - MAX_SHOWN:,} more failures (--json lists them all)", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..manifest import load_pinned
-    from ..transfer import fetch, plan_fetch
+def _light_fetch(args: argparse.Namespace) -> FetchResult | None:
+    """The pandas-free path for a plain fetch of a well-formed pinned file; ``None``: take the full one."""
+    if args.dry_run or args.prune or args.rehash or args.require_md5 or args.region == "auto":
+        return None
+    from .._lightfetch import fetch_rows
+    from .._pinned import read_rows
 
-    manifest = load_pinned(args.pinned)
-    options = fetch_options(args, manifest.bucket)
-    plan = plan_fetch(manifest, args.dest, rehash=args.rehash)
-    if args.dry_run:
-        if args.json:
-            print_json(plan.to_dict())
-        else:
-            print(plan)
-        return 0
-    todo = plan.counts["missing"] + plan.counts["corrupt"]
-    progress = make_progress(args, "fetch", todo) if todo else None
-    try:
-        result = fetch(plan, progress=progress, prune=args.prune, **options)  # type: ignore[arg-type]
-    finally:
-        if progress is not None:
-            progress.close()  # type: ignore[attr-defined]
+    rows = read_rows(args.pinned)
+    if rows is None:
+        return None
+    options = fetch_options(args, rows.bucket)
+    return fetch_rows(
+        rows,
+        args.dest,
+        source=options["source"],
+        region=options["region"],
+        jobs=options["jobs"],
+        retries=options["retries"],
+        make_progress=lambda n: make_progress(args, "fetch", n),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    result = _light_fetch(args)
+    if result is None:
+        from ..manifest import load_pinned
+        from ..transfer import fetch, plan_fetch
+
+        manifest = load_pinned(args.pinned)
+        options = fetch_options(args, manifest.bucket)
+        plan = plan_fetch(manifest, args.dest, rehash=args.rehash)
+        if args.dry_run:
+            if args.json:
+                print_json(plan.to_dict())
+            else:
+                print(plan)
+            return 0
+        todo = plan.counts["missing"] + plan.counts["corrupt"]
+        progress = make_progress(args, "fetch", todo) if todo else None
+        try:
+            result = fetch(plan, progress=progress, prune=args.prune, **options)  # type: ignore[arg-type]
+        finally:
+            if progress is not None:
+                progress.close()  # type: ignore[attr-defined]
     print(f"isc-kit fetch: {result.summary()}", file=sys.stderr)
     report_failures(result.failed)
     if args.json:
