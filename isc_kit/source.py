@@ -109,9 +109,13 @@ def translate_error(err: BaseException, url: str, source: Source) -> SourceError
         if source.anon:
             hint = "check the bucket and region, or pass credentials with --no-anon if the bucket is private"
         return AccessDeniedError(f"{url}: access denied (403) at {where}; {hint}", url=url)
-    return SourceError(
-        f"{url}: {type(err).__name__}: {err} (endpoint {where}); check the network and endpoint", url=url
-    )
+    hint = "check the network and endpoint"
+    if source.endpoint_url is None:
+        hint += (
+            " (no endpoint is set, so this went to AWS; for the embedded S3 start `isc-kit s3 serve`"
+            " and export the ISC_KIT_ENDPOINT_URL it prints)"
+        )
+    return SourceError(f"{url}: {type(err).__name__}: {err} (endpoint {where}); {hint}", url=url)
 
 
 def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[str, Any]]:
