@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .catalog import ImageSet, base_bucket, get_set
 from .errors import IscKitError
+from .source import Source
 
 MAGIC = b"# isc-kit pinned manifest v1\n"
 COLUMNS = b"image_id,relpath,md5,size\n"
@@ -71,7 +72,9 @@ def read_rows(path: str | os.PathLike[str]) -> PinnedRows | None:
         return None
     try:
         image_set = get_set(fields["set"]).with_prefix(fields["prefix"])
-        base_bucket(fields["bucket"])
+        Source(
+            bucket=base_bucket(fields["bucket"])
+        )  # a bucket no fetch could address: let load_pinned say so
     except IscKitError:
         return None
     return _parse(body, image_set, fields)
