@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +94,10 @@ def fetch_rows(
     return result
 
 
-def _classify(rows: PinnedRows, root: Path, tree: TreeScan) -> tuple[list[int], int] | None:
+def _classify(rows: PinnedRows, root: Path, tree: TreeScan) -> tuple[Sequence[int], int] | None:
     """(rows to transfer: missing or known corrupt, present files with no md5); ``None`` if one needs hashing."""
     if not tree.rels:
-        return list(range(len(rows))), 0
+        return range(len(rows)), 0
     where = {rel: i for i, rel in enumerate(tree.rels)}
     present = {rel: i for rel in rows.relpaths if (i := where.get(rel)) is not None}
     del where
@@ -123,7 +123,7 @@ def _classify(rows: PinnedRows, root: Path, tree: TreeScan) -> tuple[list[int], 
     return todo, unverified
 
 
-def _items(rows: PinnedRows, todo: list[int]) -> Iterator[Item]:
+def _items(rows: PinnedRows, todo: Sequence[int]) -> Iterator[Item]:
     prefix = rows.prefix
     for row in todo:
         rel, size = rows.relpaths[row], rows.sizes[row]

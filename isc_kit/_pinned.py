@@ -12,6 +12,7 @@ unique and in the set's range). Anything else returns ``None``, and the caller f
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -67,27 +68,25 @@ def read_rows(path: str | os.PathLike[str]) -> PinnedRows | None:
         k not in fields for k in ("set", "bucket", "prefix", "fingerprint")
     ):
         return None
-    body = data[offset + len(COLUMNS) :]
-    if fields["fingerprint"] != "sha256:" + hashlib.sha256(body).hexdigest():
+    start = offset + len(COLUMNS)
+    if fields["fingerprint"] != "sha256:" + hashlib.sha256(memoryview(data)[start:]).hexdigest():
         return None
     try:
         image_set = get_set(fields["set"]).with_prefix(fields["prefix"])
         Source(
             bucket=base_bucket(fields["bucket"])
         )  # a bucket no fetch could address: let load_pinned say so
-    except IscKitError:
+        text = data[start:].decode("utf-8")
+    except (IscKitError, UnicodeDecodeError):
         return None
-    return _parse(body, image_set, fields)
+    del data  # one copy of the rows in memory, not two
+    return _parse(text, image_set, fields)
 
 
-def _parse(body: bytes, image_set: ImageSet, fields: dict[str, str]) -> PinnedRows | None:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
+def _parse(text: str, image_set: ImageSet, fields: dict[str, str]) -> PinnedRows | None:
+    if text and not text.endswith("\n"):
         return None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = io.StringIO(text)  # line by line: never a list of a million lines
     first, last = image_set.first_id, image_set.last_id
     rels: list[str] = []
     md5s: list[str | None] = []
@@ -95,7 +94,7 @@ def _parse(body: bytes, image_set: ImageSet, fields: dict[str, str]) -> PinnedRo
     previous = ""
     match = _ROW.fullmatch
     for line in lines:
-        m = match(line)
+        m = match(line, 0, len(line) - 1)
         if m is None:
             return None
         image_id, rel, md5, size = m.groups()
