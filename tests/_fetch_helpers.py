@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +46,11 @@ def tree_md5s(root: Path) -> dict[str, str]:
 
 def expected_md5s(tiny_root: Path, prefix: str = PREFIX) -> dict[str, str]:
     return tree_md5s(tiny_root / prefix)
+
+
+def fetch_cmd(pinned: Path, dest: Path, *extra: str, jobs: int | None = None) -> list[str]:
+    """``isc-kit -q fetch PINNED DEST`` as a subprocess argv (quiet, no progress bar unless jobs is None)."""
+    cmd = [sys.executable, "-m", "isc_kit", "-q", "fetch", str(pinned), str(dest)]
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs), "--no-progress"]
+    return [*cmd, *extra]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, manifest_for, md5, tree_md5s
+from _fetch_helpers import PREFIX, fetch_cmd, manifest_for, md5, tree_md5s
 from faultproxy import FaultMix, FaultProxy
 
 from isc_kit._lock import destination_lock, lock_path
@@ -37,20 +36,11 @@ def objects(make_bucket: Callable[..., str], tmp_path: Path) -> tuple[Path, dict
 
 
 def _start(pinned: Path, dest: Path, endpoint: str, *extra: str) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "isc_kit",
-        "-q",
-        "fetch",
-        str(pinned),
-        str(dest),
-        "--jobs",
-        "2",
-        "--no-progress",
-    ]
     return subprocess.Popen(
-        [*cmd, "--endpoint-url", endpoint, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        fetch_cmd(pinned, dest, "--endpoint-url", endpoint, *extra, jobs=2),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -93,18 +83,7 @@ def test_second_fetch_on_the_same_destination_stops_clearly(
     assert _leftovers(tmp_path) == []
     # afterwards the same command simply finds everything verified
     again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "isc_kit",
-            "-q",
-            "fetch",
-            str(pinned),
-            str(dest),
-            "--json",
-            "--endpoint-url",
-            s3_endpoint,
-        ],
+        fetch_cmd(pinned, dest, "--json", "--endpoint-url", s3_endpoint),
         capture_output=True,
         text=True,
         timeout=120,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _fetch_helpers import PREFIX, manifest_for, md5, tree_md5s
+from _fetch_helpers import PREFIX, fetch_cmd, manifest_for, md5, tree_md5s
 from faultproxy import FaultMix, FaultProxy
 
 from isc_kit.cli.main import main
@@ -73,18 +73,7 @@ def test_fetch_survives_20_kills_and_completes(
     pinned = tmp_path / "m.pinned"
     write_pinned(manifest_for(bucket, {k: (want[k], len(v)) for k, v in bodies.items()}), pinned)
     dest = tmp_path / "data" / "ref"
-    cmd = [
-        sys.executable,
-        "-m",
-        "isc_kit",
-        "-q",
-        "fetch",
-        str(pinned),
-        str(dest),
-        "--jobs",
-        "4",
-        "--no-progress",
-    ]
+    cmd = fetch_cmd(pinned, dest, jobs=4)
 
     kills, partial_seen = [], 0
     with FaultProxy(s3_endpoint, FaultMix(drip=1.0, delay_seconds=0.004)) as proxy:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import expected_md5s, tree_md5s
+from _fetch_helpers import expected_md5s, fetch_cmd, tree_md5s
 
 from isc_kit.manifest import read_metadata, write_pinned
 from isc_kit.transfer import fetch
@@ -59,18 +58,7 @@ def test_kill_9_leaves_only_verified_files_and_rerun_completes(
     write_pinned(manifest, pinned)
     dest = tmp_path / "ref"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "isc_kit",
-            "-q",
-            "fetch",
-            str(pinned),
-            str(dest),
-            "--jobs",
-            "1",
-            "--no-progress",
-        ],
+        fetch_cmd(pinned, dest, jobs=1),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -108,18 +96,7 @@ def test_kill_9_while_a_large_object_streams_to_its_part_file(
     write_pinned(m, pinned)
     dest = tmp_path / "big"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "isc_kit",
-            "-q",
-            "fetch",
-            str(pinned),
-            str(dest),
-            "--jobs",
-            "1",
-            "--no-progress",
-        ],
+        fetch_cmd(pinned, dest, jobs=1),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
