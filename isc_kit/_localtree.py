@@ -15,6 +15,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._proc import pid_alive
 from .errors import UnsafePathError
 
 if TYPE_CHECKING:
@@ -71,18 +72,6 @@ def is_temp(name: str) -> bool:
     return TEMP_MARK in name and _TEMP_RE.match(name) is not None
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def scan(dest: str) -> TreeScan:
     """Walk ``dest`` without following symlinks. A missing folder scans as empty."""
     rels: list[str] = []
@@ -122,7 +111,7 @@ def remove_stale_temps(dest: str, temps: list[str]) -> int:
     removed = 0
     for rel in temps:
         m = _TEMP_RE.match(rel.rsplit("/", 1)[-1])
-        if m is None or _pid_alive(int(m["pid"])):
+        if m is None or pid_alive(int(m["pid"])):
             continue
         try:
             os.unlink(os.path.join(dest, rel))

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ._imagery import TILE, compose, edit, random_size
+from ._proc import pid_alive
 from .catalog import DEFAULT_BUCKET, get_set
 from .errors import ConfigError
 
@@ -293,16 +294,6 @@ def cache_name(scale: Scale | str, seed: int = 0) -> str:
     return f"{name}-s{seed}-v{FORMAT_VERSION}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _temp_prefix(name: str) -> str:
     return f".{name}.tmp-{socket.gethostname()}-"
 
@@ -312,7 +303,7 @@ def _remove_dead_temps(root: Path, name: str) -> None:
     prefix = _temp_prefix(name)
     for tmp in root.glob(f"{glob.escape(prefix)}*"):
         pid = tmp.name.removeprefix(prefix).split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             logger.debug("removing %s, left by a run that did not finish", tmp)
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._proc import pid_alive
 from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
 from .manifest import Manifest
 
@@ -371,14 +372,8 @@ def _remove_dead_temps(folder: Path, pattern: str) -> None:
     """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
     for tmp in folder.glob(pattern):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # another user's live process
 
 
 def _gitignore(target: Path) -> None:
