@@ -3,15 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 SCALE ?= demo
 
 .PHONY: setup demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv >/dev/null
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,notebook]'
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev,notebook]'
+	@# bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set, each CLI run would recompile pandas
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)
