@@ -71,6 +71,17 @@ class InputFileError(IscKitError, ValueError):
         hint = f"; {self.hint}" if self.hint else ""
         return f"{self.path}: {head}{more}{hint}"
 
+    @classmethod
+    def from_read_error(cls, path: str, err: Exception, line: int = 0) -> InputFileError:
+        """The error for a file that could not be read as CSV text (csv, decoding or OS error)."""
+        if isinstance(err, UnicodeDecodeError):
+            return cls(
+                path, [Problem(line, "", "", f"not UTF-8 text ({err.reason})")], hint="is this a CSV file?"
+            )
+        if isinstance(err, OSError):
+            return cls(path, [Problem(0, "", "", f"cannot read ({err.strerror})")])
+        return cls(path, [Problem(line, "", "", f"unreadable CSV ({err})")])
+
     def details(self) -> str:
         """All shown problems, one per line, for ``-v`` or a report."""
         lines = [f"{self.path}: {self.total} problem(s), first {len(self.problems)} shown:"]

@@ -187,16 +187,9 @@ def load_predictions(path: str | Path) -> Predictions:
                     rs.append(r)
                     scores.append(score)
                     lines.append(line)
-    except csv.Error as err:
-        raise InputFileError(
-            str(path), [Problem(reader.line_num, "", "", f"unreadable CSV ({err})")]
-        ) from err
-    except UnicodeDecodeError as err:
-        raise InputFileError(
-            str(path), [Problem(0, "", "", f"not UTF-8 text ({err.reason})")], hint="is this a CSV file?"
-        ) from err
-    except OSError as err:
-        raise InputFileError(str(path), [Problem(0, "", "", f"cannot read ({err.strerror})")]) from err
+    except (csv.Error, UnicodeDecodeError, OSError) as err:
+        line = reader.line_num if isinstance(err, csv.Error) else 0
+        raise InputFileError.from_read_error(str(path), err, line) from err
     if not seen_header:
         raise InputFileError(
             str(path), [Problem(0, "", "", f"empty file; the header must be {','.join(HEADER)}")]

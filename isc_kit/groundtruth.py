@@ -157,16 +157,9 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
                     problem(line, "", f"{q},{r}", f"duplicate row (first on line {pairs[q, r]})")
                 else:
                     pairs[q, r] = line
-    except csv.Error as err:
-        raise InputFileError(
-            str(path), [Problem(reader.line_num, "", "", f"unreadable CSV ({err})")]
-        ) from err
-    except UnicodeDecodeError as err:
-        raise InputFileError(
-            str(path), [Problem(0, "", "", f"not UTF-8 text ({err.reason})")], hint="is this a CSV file?"
-        ) from err
-    except OSError as err:
-        raise InputFileError(str(path), [Problem(0, "", "", f"cannot read ({err.strerror})")]) from err
+    except (csv.Error, UnicodeDecodeError, OSError) as err:
+        line = reader.line_num if isinstance(err, csv.Error) else 0
+        raise InputFileError.from_read_error(str(path), err, line) from err
 
     matched = {q: line for (q, _), line in pairs.items()}
     for q, line in distractors.items():

@@ -111,16 +111,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
-def human_bytes(n: float | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned text table on stdout."""
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._format import human_bytes
 from ..catalog import DEFAULT_BUCKET, REGIONS, SETS, bucket_for_region
-from ._common import human_bytes, print_json, print_table
+from ._common import print_json, print_table
 
 NAME = "catalog"
 HELP = "list the image sets and the regional buckets"

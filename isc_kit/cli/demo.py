@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from .._format import human_bytes
 from ..errors import DvcError
-from ._common import human_bytes, print_table
+from ._common import print_table
 
 NAME = "demo"
 HELP = "run the DVC pipeline (dvc repro) on the demo selection against the embedded S3"

@@ -7,9 +7,10 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._format import human_bytes
 from ..catalog import REGIONS
 from ..source import resolve_source
-from ._common import add_source_args, human_bytes, print_json, print_table
+from ._common import add_source_args, print_json, print_table
 
 if TYPE_CHECKING:
     from .._fetchcore import FetchResult

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, human_bytes, print_json
+from .._format import human_bytes
+from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, print_json
 from ._load import selected_manifest
 
 NAME = "ls"

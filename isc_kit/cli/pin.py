@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import human_bytes, print_json
+from .._format import human_bytes
+from ._common import print_json
 
 NAME = "pin"
 HELP = "track a verified local tree with DVC without hashing it again (writes PATH.dvc)"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from .._format import human_bytes
 from ..errors import ConfigError
-from ._common import add_source_args, human_bytes, print_json, source_from_args
+from ._common import add_source_args, print_json, source_from_args
 
 NAME = "share"
 HELP = "copy a selection into the team's S3 DVC remote server-side (no download) and write PATH.dvc"

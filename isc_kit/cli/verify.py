@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import human_bytes, print_json, print_table
+from .._format import human_bytes
+from ._common import print_json, print_table
 from .fetch import MAX_SHOWN, add_transfer_args, fetch_options, make_progress, report_failures
 
 NAME = "verify"

@@ -17,9 +17,9 @@ import ipywidgets as widgets
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from .._format import human_bytes
 from ..manifest import Manifest
 from .imagesource import VERIFIED, ImageSource, entries
-from .thumbnails import human_bytes
 
 logger = logging.getLogger(__name__)
 

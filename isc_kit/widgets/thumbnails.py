@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from .._format import human_bytes
 from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError
 from ..manifest import Manifest
 from .imagesource import CORRUPT, MISSING, Entry, ImageSource, _write_atomic, default_cache_dir
@@ -140,17 +141,6 @@ class ThumbnailCache:
 # ---------------------------------------------------------------------------------------------- captions
 
 
-def human_bytes(n: float | None) -> str:
-    """``23.4 KB`` (decimal units, like the CLI)."""
-    if n is None:
-        return "size unknown"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} TB"
-
-
 def tile_caption(thumb: Thumbnail) -> str:
     """The caption under a thumbnail: the id, plus the problem word for placeholder tiles."""
     return thumb.image_id if thumb.ok else f"{thumb.image_id} ({thumb.problem})"
@@ -159,4 +149,4 @@ def tile_caption(thumb: Thumbnail) -> str:
 def detail_caption(image_id: str, size: int | None, dims: tuple[int, int] | None, state: str) -> str:
     """``'Q00012 · 23.4 KB · 256×192 px · verified'`` for the enlarged view."""
     dim = f"{dims[0]}×{dims[1]} px" if dims else "dimensions unknown"
-    return f"{image_id} · {human_bytes(size)} · {dim} · {state}"
+    return f"{image_id} · {human_bytes(size, 'size unknown')} · {dim} · {state}"
