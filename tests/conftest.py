@@ -109,3 +109,13 @@ def tiny_root() -> Path:
     from isc_kit.fixture import materialize
 
     return materialize("tiny")
+
+
+@pytest.fixture
+def pinned(tiny_root: Path, tmp_path: Path) -> Path:
+    """A pinned manifest of the whole tiny reference set (the server holds the same bytes)."""
+    from isc_kit.manifest import read_metadata, write_pinned
+
+    path = tmp_path / "ref.pinned"
+    write_pinned(read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference"), path)
+    return path

@@ -12,14 +12,6 @@ from isc_kit.cli.main import main
 from isc_kit.manifest import read_metadata, write_pinned
 
 
-@pytest.fixture
-def pinned(tiny_root: Path, tmp_path: Path) -> Path:
-    m = read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference")
-    path = tmp_path / "ref.pinned"
-    write_pinned(m, path)
-    return path
-
-
 def test_fetch_json_then_rerun_then_verify(
     s3_env: str, pinned: Path, tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,7 @@ from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s
 from faultproxy import FAULTS, FaultMix, FaultProxy
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import read_metadata, write_pinned
+from isc_kit.manifest import write_pinned
 from isc_kit.records import load_verified
 
 #: name -> (mix, seed). The seed fixes which requests fail; the invariants must hold for any seed.
@@ -32,14 +32,6 @@ MIXES: dict[str, tuple[FaultMix, int]] = {
 
 #: What a failure reason names, per fault (the cause must be recognisable in the report).
 CAUSES = ("SlowDown", "InternalError", "HTTP 5", "md5 of", "truncated", "Disconnected", "reset", "Payload")
-
-
-@pytest.fixture
-def pinned(tiny_root: Path, tmp_path: Path) -> Path:
-    m = read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference")
-    path = tmp_path / "ref.pinned"
-    write_pinned(m, path)
-    return path
 
 
 @pytest.fixture

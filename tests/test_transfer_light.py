@@ -12,16 +12,7 @@ import pytest
 from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import read_metadata, write_pinned
 from isc_kit.records import HEADER, load_verified, record_path
-
-
-@pytest.fixture
-def pinned(tiny_root: Path, tmp_path: Path) -> Path:
-    m = read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference")
-    path = tmp_path / "ref.pinned"
-    write_pinned(m, path)
-    return path
 
 
 def _fetch(pinned: Path, dest: Path, capsys: pytest.CaptureFixture[str]) -> dict:

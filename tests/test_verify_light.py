@@ -14,17 +14,9 @@ from _fetch_helpers import PREFIX, md5
 
 from isc_kit._pinned import read_rows
 from isc_kit.errors import InputFileError
-from isc_kit.manifest import load_pinned, read_metadata, write_pinned
+from isc_kit.manifest import load_pinned
 from isc_kit.records import HEADER, compact, record_path
 from isc_kit.verify import verify, verify_pinned
-
-
-@pytest.fixture
-def pinned(tiny_root: Path, tmp_path: Path) -> Path:
-    m = read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference")
-    path = tmp_path / "ref.pinned"
-    write_pinned(m, path)
-    return path
 
 
 def _refingerprint(path: Path, body_edit: tuple[bytes, bytes]) -> None:
