@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _fetch_helpers import expected_md5s, fetch_cmd, tree_md5s
 
-from isc_kit.manifest import read_metadata, write_pinned
+from isc_kit.manifest import load_pinned, write_pinned
 from isc_kit.transfer import fetch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +51,8 @@ def _kill_when(proc: subprocess.Popen[bytes], dest: Path, *, finals: int, temp: 
     ids=["after-1", "after-10", "at-a-part-after-25"],
 )
 def test_kill_9_leaves_only_verified_files_and_rerun_completes(
-    s3_env: str, tiny_root: Path, tmp_path: Path, finals: int, temp: bool
+    s3_env: str, tiny_root: Path, pinned: Path, tmp_path: Path, finals: int, temp: bool
 ) -> None:
-    manifest = read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference")
-    pinned = tmp_path / "ref.pinned"
-    write_pinned(manifest, pinned)
     dest = tmp_path / "ref"
     proc = subprocess.Popen(
         fetch_cmd(pinned, dest, jobs=1),
@@ -71,7 +68,7 @@ def test_kill_9_leaves_only_verified_files_and_rerun_completes(
     assert len(present) >= finals
     assert all(expected[r] == h for r, h in present.items()), "a file under its final name has wrong bytes"
 
-    result = fetch(manifest, dest)
+    result = fetch(load_pinned(pinned), dest)
     assert result.ok, result.failed
     assert result.skipped == len(present)
     assert result.transferred == 40 - len(present)
