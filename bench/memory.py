@@ -7,6 +7,11 @@ Each phase runs in its own process so its VmHWM is that phase's peak; the manife
 pinned file written once (as a user has it), read by each phase.
 
     python -m bench.memory    # plan (library, empty dest), fetch (CLI), re-plan (library), re-fetch (CLI)
+
+The fetch phase takes minutes; to iterate on the others, keep the folder it fills and skip it::
+
+    python -m bench.memory --workdir /tmp/mem --phases fetch            # once: pinned file + 1M files
+    python -m bench.memory --workdir /tmp/mem --phases plan,replan,refetch
 """
 
 from __future__ import annotations
@@ -87,26 +92,51 @@ def phase(name: str, pinned: str, dest: str, endpoint: str) -> None:
     )
 
 
+PHASES = ("plan", "fetch", "replan", "refetch")
+
+
+def _phases(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(PHASES))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"phases are a comma-separated subset of {','.join(PHASES)}")
+    return [n for n in PHASES if n in names]  # always in the natural order
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--entries", type=int, default=1_000_000)
-    p.add_argument("--phase", choices=["plan", "fetch", "replan", "refetch"])
-    p.add_argument("--pinned")
-    p.add_argument("--dest")
-    p.add_argument("--endpoint")
+    p.add_argument("--phases", type=_phases, default=list(PHASES), help="comma-separated (default: all four)")
+    p.add_argument("--workdir", help="keep the pinned file and the fetched folder here between runs")
+    p.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)  # one phase, in a child process
+    p.add_argument("--pinned", help=argparse.SUPPRESS)
+    p.add_argument("--dest", help=argparse.SUPPRESS)
+    p.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = p.parse_args()
     n = max(1, min(args.entries, 1_000_000))
     if args.phase:
         phase(args.phase, args.pinned, args.dest, args.endpoint)
         return
     from isc_kit.manifest import write_pinned
+    from isc_kit.records import record_path
 
-    tmp = Path(tempfile.mkdtemp(prefix="isc-kit-bench-mem-"))
+    tmp = Path(args.workdir or tempfile.mkdtemp(prefix="isc-kit-bench-mem-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     try:
-        pinned = tmp / "big.pinned"
-        write_pinned(big_manifest(n), pinned)
-        with FastS3(tmp, empty=True) as server:
-            for name in ("plan", "fetch", "replan", "refetch"):
+        pinned = tmp / f"big-{n}.pinned"
+        if not pinned.exists():
+            write_pinned(big_manifest(n), pinned)
+        fetched = tmp / f"ref-{n}"
+        if "fetch" in args.phases:
+            shutil.rmtree(fetched, ignore_errors=True)  # the fetch phase starts from an empty folder
+            record_path(fetched).unlink(missing_ok=True)
+        elif {"replan", "refetch"} & set(args.phases) and not fetched.is_dir():
+            p.error(f"{fetched} does not exist: run the fetch phase first (--phases fetch --workdir {tmp})")
+        served = tmp / "served"  # empty: every GET answers an empty body; the listing must not walk 1M files
+        served.mkdir(exist_ok=True)
+        with FastS3(served, empty=True) as server:
+            for name in args.phases:
+                dest = tmp / f"empty-{n}" if name == "plan" else fetched  # plan: a folder not created yet
                 subprocess.run(
                     [
                         sys.executable,
@@ -117,7 +147,7 @@ def main() -> None:
                         "--pinned",
                         str(pinned),
                         "--dest",
-                        str(tmp / "ref"),
+                        str(dest),
                         "--endpoint",
                         server.endpoint_url,
                     ],
@@ -125,7 +155,8 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                 )
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.workdir:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
