@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._bodywriter import BodyWriter, write_all
 from ._http import GetError
 from ._localtree import SafeDest, temp_name
 from .errors import ChecksumMismatchError
@@ -56,7 +57,8 @@ class Engine:
     on_bytes: Callable[[int], None] | None = None
     on_file: Callable[[bool], None] | None = None
     tally: Tally = field(default_factory=Tally)
-    pool: Any = None  # a ThreadPoolExecutor for hashing and writing; None = in the event loop
+    pool: Any = None  # a ThreadPoolExecutor for finishing streamed bodies; None = in the event loop
+    writer: BodyWriter | None = None  # hashes, writes and places in-memory bodies in batches
     abort_after: int = 32  # objects failing to connect in a row, with no success yet, stop the run
     _down_streak: int = 0
     _any_ok: bool = False
@@ -160,7 +162,7 @@ class Engine:
         sink = _Sink(os.path.join(folder, temp_name(os.path.basename(full))))
         moved = False
         try:
-            n, length = await self.getter.get(source, key, sink.write)
+            n, length = await self.getter.get(source, key, sink)
             if length is not None and n != length:
                 raise GetError(f"{source.url(key)}: body truncated at {n} of {length} bytes", retryable=True)
             if size is not None and n != size:
@@ -168,6 +170,16 @@ class Engine:
                     f"{relpath}: size is {n} bytes, manifest says {size}; the download was discarded. "
                     "Retry, or check the manifest's source."
                 )
+            if self.writer is not None and not sink.streaming:
+                done = await self.writer.submit(relpath, sink.take_body(), sink.tmp, full, md5)
+                if done.error is not None:
+                    raise done.error
+                if not done.placed:
+                    raise _Mismatch(str(ChecksumMismatchError(relpath, md5 or "", done.md5)))
+                moved = True
+                if self.on_bytes is not None:
+                    self.on_bytes(n)
+                return n
             if sink.streaming or self.pool is None:
                 actual, st = sink.finish()
             else:  # hash + write off the event loop: hashlib and os.write release the GIL
@@ -186,11 +198,16 @@ class Engine:
 
 
 class _Sink:
-    """Collects a body in memory (small objects) or streams it to the temp file (large ones), with its MD5."""
+    """Collects a body in memory (small objects) or streams it to the temp file (large ones), with its MD5.
+
+    A client that knows the length up front asks :meth:`buffer` for one buffer to receive into;
+    otherwise chunks arrive through :meth:`write`.
+    """
 
     def __init__(self, tmp: str):
         self.tmp = tmp
         self.chunks: list[bytes] = []
+        self.body: bytearray | None = None
         self.n = 0
         self.fd: int | None = None
         self.digest: Any = None
@@ -199,11 +216,28 @@ class _Sink:
     def streaming(self) -> bool:
         return self.fd is not None
 
+    def buffer(self, length: int) -> bytearray | None:
+        """A buffer of ``length`` bytes to receive the whole body into, if it is small enough to hold."""
+        if length > BUFFER_LIMIT or self.chunks or self.fd is not None:
+            return None
+        self.body = bytearray(length)
+        self.n = length
+        return self.body
+
+    def take_body(self) -> Any:
+        """The whole body held in memory (and forget it here)."""
+        if self.body is not None:
+            body, self.body = self.body, None
+            return body
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks = []
+        return body
+
     def write(self, chunk: bytes) -> None:
         self.n += len(chunk)
         if self.fd is not None:
             self.digest.update(chunk)
-            _write_all(self.fd, chunk)
+            write_all(self.fd, chunk)
             return
         self.chunks.append(chunk)
         if self.n > BUFFER_LIMIT:
@@ -214,9 +248,11 @@ class _Sink:
             self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644
         )
         self.digest = hashlib.md5()
+        if self.body is not None:
+            self.chunks, self.body = [bytes(self.body)], None
         for c in self.chunks:
             self.digest.update(c)
-            _write_all(self.fd, c)
+            write_all(self.fd, c)
         self.chunks = []
 
     def finish(self) -> tuple[str, os.stat_result]:
@@ -232,17 +268,12 @@ class _Sink:
 
     def discard(self) -> None:
         self.chunks = []
+        self.body = None
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class _Mismatch(Exception):

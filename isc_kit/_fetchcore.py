@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import records as _records
+from ._bodywriter import BodyWriter
 from ._engine import Engine, Item, Tally, run_sync
 from ._hashing import default_jobs
 from ._http import make_getter
@@ -130,12 +131,14 @@ def run_engine(
     with (
         _records.RecordWriter(root) as writer,
         ThreadPoolExecutor(max(1, default_jobs()), "isc-kit-write") as pool,
+        BodyWriter(writer) as bodies,
     ):
         engine = Engine(
             pool=pool,
+            writer=bodies,
             dest=safe,
             sources=sources,
-            getter=make_getter(sources[0], min(jobs, max(1, count))),
+            getter=make_getter(sources, min(jobs, max(1, count))),
             records=writer,
             retries=retries,
             on_bytes=progress.relative_update if progress is not None else None,

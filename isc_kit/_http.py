@@ -1,10 +1,12 @@
 """Getting one object's bytes, streamed: a lean unsigned HTTP GET path and a signed s3fs path.
 
-Anonymous reads of a public bucket are plain HTTP GETs, so :class:`AnonGetter` issues them
-with aiohttp directly (no request signing, no botocore response parsing: measured several
-times cheaper per request than s3fs/aiobotocore, see bench/RESULTS.md). Signed access keeps
-going through s3fs/aiobotocore (:class:`SignedGetter`). Both raise :class:`GetError`, which
-says whether a retry can help.
+Anonymous reads of a public bucket are plain HTTP GETs, so :class:`RawGetter` issues them with
+the lean client of :mod:`isc_kit._rawhttp` (no request signing, no botocore response parsing,
+bodies received in place: measured the cheapest per request, see bench/RESULTS.md); behind an
+HTTP(S) proxy :class:`AnonGetter` does the same through aiohttp. Signed access keeps going
+through s3fs/aiobotocore (:class:`SignedGetter`). All raise :class:`GetError`, which says
+whether a retry can help. Bodies go to a sink: ``sink.write(chunk)``, or, for the raw client,
+``sink.buffer(length)`` when the sink can take the whole body in one buffer.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from .catalog import aws_region
@@ -23,6 +24,12 @@ from .source import Source, make_filesystem, translate_error
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 18
+
+
+class Sink(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+
+    def buffer(self, length: int) -> bytearray | None: ...
 
 
 class GetError(Exception):
@@ -109,8 +116,8 @@ class AnonGetter:
             await self._session.close()
             self._session = None
 
-    async def get(self, source: Source, key: str, write: Callable[[bytes], None]) -> tuple[int, int | None]:
-        """Stream ``key`` of ``source`` into ``write``; returns (bytes read, Content-Length or None)."""
+    async def get(self, source: Source, key: str, sink: Sink) -> tuple[int, int | None]:
+        """Stream ``key`` of ``source`` into ``sink.write``; returns (bytes read, Content-Length or None)."""
         import aiohttp
 
         url = object_url(source, source.bucket_name, key)
@@ -121,6 +128,7 @@ class AnonGetter:
                     raise _status_error(resp.status, _error_code(body), source.url(key), source)
                 length = resp.content_length
                 n = 0
+                write = sink.write
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     write(chunk)
                     n += len(chunk)
@@ -181,7 +189,7 @@ class SignedGetter:
             self._fs[source.region] = fs
         return fs
 
-    async def get(self, source: Source, key: str, write: Callable[[bytes], None]) -> tuple[int, int | None]:
+    async def get(self, source: Source, key: str, sink: Sink) -> tuple[int, int | None]:
         fs = await self._filesystem(source)
         url = source.url(key)
         try:
@@ -194,7 +202,7 @@ class SignedGetter:
         n = 0
         try:
             while chunk := await body.read(_CHUNK):
-                write(chunk)
+                sink.write(chunk)
                 n += len(chunk)
         except (OSError, asyncio.TimeoutError, ValueError) as err:
             raise GetError(f"{url}: body read failed: {type(err).__name__}: {err}", retryable=True) from err
@@ -216,15 +224,95 @@ class SignedGetter:
             raise GetError(f"{source.url(key)}: {err}", retryable=True) from err
 
 
-def make_getter(source: Source, jobs: int) -> AnonGetter | SignedGetter:
-    return AnonGetter(jobs) if source.anon else SignedGetter(jobs)
+class RawGetter:
+    """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit._rawhttp`), for direct connections."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self._client: Any = None
+        self._bases: dict[tuple[str | None, str, str], tuple[Any, str]] = {}
+
+    async def __aenter__(self) -> RawGetter:
+        from ._rawhttp import RawClient
+
+        context = _ssl_context()
+        self._client = RawClient(ssl_context=context if isinstance(context, ssl.SSLContext) else None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _target(self, source: Source, key: str) -> tuple[Any, str]:
+        from ._rawhttp import Origin
+
+        where = (source.endpoint_url, source.region, source.bucket_name)
+        base = self._bases.get(where)
+        if base is None:
+            base = self._bases[where] = Origin.of(object_url(source, source.bucket_name, ""))
+        origin, path = base
+        return origin, path + quote(key, safe="/-_.~")
+
+    async def _request(self, source: Source, key: str, method: str, sink: Sink | None) -> Any:
+        from ._rawhttp import ProtocolError
+
+        origin, path = self._target(source, key)
+        client = self._client
+        try:
+            return await client.request(
+                origin, client.request_bytes(method, origin, path), sink, head_only=method == "HEAD"
+            )
+        except ProtocolError as err:
+            if err.connect:
+                where = source.endpoint_url or "AWS"
+                raise GetError(
+                    f"{source.url(key)}: cannot connect ({err.reason}) at {where}; check the network, "
+                    "the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region",
+                    retryable=True,
+                ) from err
+            raise GetError(f"{source.url(key)}: {err.reason}", retryable=True, status=-1) from err
+
+    async def get(self, source: Source, key: str, sink: Sink) -> tuple[int, int | None]:
+        """GET ``key`` of ``source`` into ``sink``; returns (bytes received, Content-Length or None)."""
+        resp = await self._request(source, key, "GET", sink)
+        if resp.status != 200:
+            raise _status_error(resp.status, _error_code(resp.error_body), source.url(key), source)
+        return resp.received, resp.length
+
+    async def head(self, source: Source, key: str) -> None:
+        """A HEAD request (for probing); raises GetError when it does not answer 200."""
+        resp = await self._request(source, key, "HEAD", None)
+        if resp.status != 200:
+            raise _status_error(resp.status, "", source.url(key), source)
+
+
+def _needs_proxy(source: Source) -> bool:
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    proxies = urllib.request.getproxies()
+    if not proxies:
+        return False
+    parts = urlsplit(object_url(source, source.bucket_name, ""))
+    return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def make_getter(sources: Source | list[Source], jobs: int) -> RawGetter | AnonGetter | SignedGetter:
+    """The getter for these sources: signed, else the lean client, else aiohttp when a proxy applies."""
+    many = sources if isinstance(sources, list) else [sources]
+    if not many[0].anon:
+        return SignedGetter(jobs)
+    if any(_needs_proxy(s) for s in many):
+        return AnonGetter(jobs)
+    return RawGetter(jobs)
 
 
 async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[float]:
     """Seconds of the fastest of ``tries`` small requests to each source (``inf`` when unreachable)."""
     import time
 
-    async def one(getter: AnonGetter | SignedGetter, source: Source) -> float:
+    async def one(getter: RawGetter | AnonGetter | SignedGetter, source: Source) -> float:
         best = float("inf")
         for _ in range(tries):
             started = time.perf_counter()
@@ -235,5 +323,5 @@ async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[floa
             best = min(best, time.perf_counter() - started)
         return best
 
-    async with make_getter(sources[0], len(sources)) as getter:
+    async with make_getter(sources, len(sources)) as getter:
         return list(await asyncio.gather(*(one(getter, s) for s in sources)))

@@ -47,12 +47,14 @@ def _kill_when(proc: subprocess.Popen[bytes], dest: Path, *, finals: int, temp: 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("finals", "temp"),
-    [(1, False), (10, False), (25, True)],
-    ids=["after-1", "after-10", "at-a-part-after-25"],
+    [(1, False), (10, False), (25, False)],
+    ids=["after-1", "after-10", "after-25"],
 )
 def test_kill_9_leaves_only_verified_files_and_rerun_completes(
     s3_env: str, tiny_root: Path, pinned: Path, tmp_path: Path, finals: int, temp: bool
 ) -> None:
+    # Small bodies are checked in memory and exist as a part file only for the microseconds of one
+    # write + rename; killing inside a part file's life is the large-object test below (and the matrix).
     dest = tmp_path / "ref"
     proc = subprocess.Popen(
         fetch_cmd(pinned, dest, jobs=1),

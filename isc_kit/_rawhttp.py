@@ -1,0 +1,480 @@
+"""A lean HTTP/1.1 client for anonymous GETs: keep-alive connections, bodies received in place.
+
+Anonymous reads of a public bucket are plain GETs, and on a fast link the client's per-request
+CPU decides the speed. This client does the least per request: one pre-built request line, a
+status line and headers parsed once, and the body received by ``recv_into`` straight into the
+buffer it ends up in (:class:`asyncio.BufferedProtocol`): no per-chunk ``bytes`` objects, no
+copies. Bodies too large to hold are streamed to the caller in chunks. It speaks Content-Length,
+chunked and close-delimited bodies, TLS, and reuses idle connections (a stale one is replaced
+once, transparently). Read stalls are caught by one watchdog per client, not a timer per read.
+Proxies are not handled here: :func:`isc_kit._http.make_getter` uses aiohttp when one applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+
+_HEAD_START = 2048  # first read of a response: the headers and a little body; the rest lands in place
+_HEAD_MAX = 64 << 10
+_SCRATCH = 256 << 10
+_ERROR_BODY_MAX = 64 << 10
+
+
+class BodySink(Protocol):
+    """Where a 200 body goes: a buffer of the announced length to fill, else chunks to ``write``."""
+
+    def buffer(self, length: int) -> bytearray | None: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1 or the connection; ``received`` tells whether any response byte came."""
+
+    def __init__(self, reason: str, *, received: bool, connect: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.received = received
+        self.connect = connect
+
+
+@dataclass
+class Response:
+    status: int
+    length: int | None  # Content-Length, None when chunked or close-delimited
+    received: int  # body bytes received (for a 200) or kept (error bodies, up to 64 KB)
+    error_body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> tuple[Origin, str]:
+        """(origin, path) of an http(s) URL."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port), parts.path or "/"
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+# states of a connection
+_IDLE, _HEAD, _FILL, _STREAM, _CHUNKED, _UNTIL_CLOSE = range(6)
+
+
+class _Connection(asyncio.BufferedProtocol):
+    """One keep-alive connection; one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = True
+        self.last_read = loop.time()
+        self._state = _IDLE
+        self._waiter: asyncio.Future[Response] | None = None
+        self._head = bytearray(_HEAD_START)
+        self._head_len = 0
+        self._scratch: bytearray | None = None
+        self._head_only = False
+        self._sink: BodySink | None = None
+        self._status = 0
+        self._length: int | None = None
+        self._got = 0
+        self._body: memoryview | None = None
+        self._errbuf = bytearray()
+        self._chunk_left = 0  # chunked: data bytes left in the current chunk; -1 = reading a size line
+        self._chunk_line = bytearray()
+        self._chunk_crlf = 0  # chunked: CR/LF bytes still to skip after a chunk's data
+        self._trailers = False
+        self._received_any = False
+        self.stalled = False
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        if self._state == _UNTIL_CLOSE:
+            self._complete()
+        elif self._waiter is not None and not self._waiter.done():
+            self._fail(self._lost_reason(exc))
+
+    def get_buffer(self, sizehint: int) -> memoryview | bytearray:
+        state = self._state
+        if state == _FILL:
+            return self._body[self._got :]  # type: ignore[index]
+        if state == _HEAD:
+            if self._head_len == len(self._head):
+                self._head.extend(bytes(len(self._head)))
+            return memoryview(self._head)[self._head_len :]
+        if self._scratch is None:
+            self._scratch = bytearray(_SCRATCH)
+        if state == _STREAM and self._length is not None:
+            return memoryview(self._scratch)[: min(_SCRATCH, self._length - self._got)]
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_read = self._loop.time()
+        state = self._state
+        if state == _FILL:
+            self._got += nbytes
+            if self._got == self._length:
+                self._complete()
+        elif state == _HEAD:
+            self._received_any = True
+            self._head_len += nbytes
+            self._parse_head()
+        elif state == _IDLE:  # bytes nobody asked for: this connection cannot be trusted any more
+            self.reusable = False
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            self._feed(memoryview(self._scratch)[:nbytes])  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost settles the response
+
+    # one exchange
+
+    async def exchange(self, request: bytes, sink: BodySink | None, head_only: bool) -> Response:
+        assert self.transport is not None
+        assert self._state == _IDLE
+        self._reset()
+        self._state = _HEAD
+        self._sink = sink
+        self._head_only = head_only
+        self._waiter = self._loop.create_future()
+        self.last_read = self._loop.time()
+        self.transport.write(request)
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+            self._sink = None
+            self._body = None
+
+    def abort(self, reason: str) -> None:
+        """Give up on this connection (read stall or cancellation)."""
+        self.reusable = False
+        if self._waiter is not None and not self._waiter.done():
+            self._fail(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _reset(self) -> None:
+        self._head_len = 0
+        self._status = 0
+        self._length = None
+        self._got = 0
+        self._errbuf = bytearray()
+        self._chunk_left = -1
+        self._chunk_line = bytearray()
+        self._chunk_crlf = 0
+        self._trailers = False
+        self._received_any = False
+        self.stalled = False
+
+    def _lost_reason(self, exc: Exception | None) -> str:
+        why = f" ({exc})" if exc else ""
+        if self._state == _HEAD:
+            return f"connection closed before a complete response{why}"
+        if self._length is not None:
+            return f"body truncated at {self._got} of {self._length} bytes{why}"
+        return f"connection closed in the middle of a chunked body{why}"
+
+    def _parse_head(self) -> None:
+        head = self._head
+        end = head.find(b"\r\n\r\n", 0, self._head_len)
+        if end < 0:
+            if self._head_len >= _HEAD_MAX:
+                self._protocol_error("response headers larger than 64 KB")
+            return
+        lines = bytes(head[:end]).split(b"\r\n")
+        status_line = lines[0]
+        if not status_line.startswith(b"HTTP/1.") or len(status_line) < 12:
+            self._protocol_error(f"not an HTTP/1.x response: {status_line[:40]!r}")
+            return
+        try:
+            status = int(status_line[9:12])
+        except ValueError:
+            self._protocol_error(f"bad status line {status_line[:40]!r}")
+            return
+        keep_alive = status_line[5:8] == b"1.1"
+        length: int | None = None
+        chunked = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    self._protocol_error(f"bad Content-Length {value.strip()[:40]!r}")
+                    return
+                if length < 0:
+                    self._protocol_error("negative Content-Length")
+                    return
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                token = value.strip().lower()
+                keep_alive = token != b"close" and (keep_alive or token == b"keep-alive")
+        rest = memoryview(head)[end + 4 : self._head_len]
+        if 100 <= status < 200:  # an interim response: drop it, read the real one
+            leftover = bytes(rest)
+            self._head_len = 0
+            self._head[: len(leftover)] = leftover
+            self._head_len = len(leftover)
+            if leftover:
+                self._parse_head()
+            return
+        self._status = status
+        self.reusable = keep_alive
+        if chunked:
+            length = None
+        self._length = length
+        if self._head_only or status in (204, 304) or length == 0:
+            if rest:
+                self.reusable = False
+            self._complete()
+            return
+        if chunked:
+            self._state = _CHUNKED
+            self._chunk_left = -1
+        elif length is None:
+            self._state = _UNTIL_CLOSE
+            self.reusable = False
+        else:
+            target = self._sink.buffer(length) if status == 200 and self._sink is not None else None
+            if target is not None:
+                self._body = memoryview(target)
+                self._state = _FILL
+            else:
+                self._state = _STREAM
+        if len(rest) > 0:
+            extra = b""
+            if self._length is not None and len(rest) > self._length:
+                extra, rest = rest[self._length :], rest[: self._length]
+                self.reusable = False
+            if self._state == _FILL:
+                n = len(rest)
+                self._body[:n] = rest  # type: ignore[index]
+                self._got = n
+                if n == self._length:
+                    self._complete()
+            else:
+                self._feed(rest)
+            del extra
+
+    def _feed(self, data: memoryview) -> None:
+        """Body bytes of a streamed, chunked or close-delimited response."""
+        if self._state == _CHUNKED:
+            self._feed_chunked(data)
+            return
+        self._deliver(data)
+        if self._state == _STREAM and self._got == self._length:
+            self._complete()
+
+    def _deliver(self, data: memoryview) -> None:
+        self._got += len(data)
+        if self._status == 200 and self._sink is not None:
+            self._sink.write(bytes(data))
+        elif len(self._errbuf) < _ERROR_BODY_MAX:
+            self._errbuf += data[: _ERROR_BODY_MAX - len(self._errbuf)]
+
+    def _feed_chunked(self, data: memoryview) -> None:
+        pos, n = 0, len(data)
+        while pos < n and self._state == _CHUNKED:
+            if self._chunk_crlf:
+                take = min(self._chunk_crlf, n - pos)
+                self._chunk_crlf -= take
+                pos += take
+            elif self._chunk_left > 0:
+                take = min(self._chunk_left, n - pos)
+                self._deliver(data[pos : pos + take])
+                self._chunk_left -= take
+                pos += take
+                if self._chunk_left == 0:
+                    self._chunk_crlf = 2
+                    self._chunk_left = -1
+            else:  # a size line, or a trailer line after the last chunk
+                nl = bytes(data[pos:]).find(b"\n")
+                if nl < 0:
+                    self._chunk_line += data[pos:]
+                    pos = n
+                    if len(self._chunk_line) > 4096:
+                        self._protocol_error("chunk size line too long")
+                    continue
+                self._chunk_line += data[pos : pos + nl]
+                pos += nl + 1
+                line = bytes(self._chunk_line).strip()
+                self._chunk_line = bytearray()
+                if self._trailers:
+                    if not line:
+                        self._length = self._got
+                        if pos < n:
+                            self.reusable = False
+                        self._complete()
+                    continue
+                try:
+                    size = int(line.split(b";", 1)[0], 16)
+                except ValueError:
+                    self._protocol_error(f"bad chunk size line {line[:40]!r}")
+                    return
+                if size == 0:
+                    self._trailers = True
+                else:
+                    self._chunk_left = size
+
+    def _complete(self) -> None:
+        self._state = _IDLE
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(Response(self._status, self._length, self._got, bytes(self._errbuf)))
+
+    def _fail(self, reason: str) -> None:
+        self._state = _IDLE
+        self.reusable = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ProtocolError(reason, received=self._received_any))
+
+    def _protocol_error(self, reason: str) -> None:
+        self._fail(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class RawClient:
+    """Keep-alive connections per origin, for ``jobs`` concurrent requests; call :meth:`close` when done."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 20.0,
+        read_timeout: float = 60.0,
+        user_agent: str = "isc-kit",
+    ):
+        self._ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._agent = user_agent
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._busy: set[_Connection] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def request_bytes(self, method: str, origin: Origin, path: str) -> bytes:
+        return (
+            f"{method} {path} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
+            f"User-Agent: {self._agent}\r\nAccept-Encoding: identity\r\n\r\n"
+        ).encode("latin-1")
+
+    async def request(
+        self, origin: Origin, request: bytes, sink: BodySink | None = None, *, head_only: bool = False
+    ) -> Response:
+        """Send ``request`` and read the response; a stale idle connection is replaced once."""
+        for fresh in (False, True):
+            conn = None if fresh else self._take_idle(origin)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(origin)
+            self._busy.add(conn)
+            try:
+                response = await conn.exchange(request, sink, head_only)
+            except ProtocolError as err:
+                if reused and not err.received and not conn.stalled:
+                    continue  # the server had closed the idle connection: try a new one
+                raise
+            except BaseException:
+                conn.abort("cancelled")
+                raise
+            finally:
+                self._busy.discard(conn)
+                self._release(origin, conn)
+            return response
+        raise AssertionError("unreachable")
+
+    def _take_idle(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
+    def _release(self, origin: Origin, conn: _Connection) -> None:
+        if conn.reusable and not conn.closed and not self._closed:
+            self._idle.setdefault(origin, []).append(conn)
+        elif conn.transport is not None and not conn.closed:
+            conn.transport.close()
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context = None
+        if origin.scheme == "https":
+            context = self._ssl or ssl.create_default_context()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(loop),
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if context is not None else None,
+                ),
+                self._connect_timeout,
+            )
+        except asyncio.TimeoutError as err:
+            raise ProtocolError("connection timed out", received=False, connect=True) from err
+        except (OSError, ssl.SSLError) as err:
+            raise ProtocolError(str(err.strerror or err), received=False, connect=True) from err
+        if self._watchdog is None:
+            self._arm_watchdog(loop)
+        return conn
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = loop.call_later(max(0.5, self._read_timeout / 4), self._check_stalls, loop)
+
+    def _check_stalls(self, loop: asyncio.AbstractEventLoop) -> None:
+        limit = loop.time() - self._read_timeout
+        for conn in list(self._busy):
+            if conn.last_read < limit:
+                conn.stalled = True
+                conn.abort(f"no data for {self._read_timeout:g} s (timed out)")
+        self._watchdog = None
+        if not self._closed:
+            self._arm_watchdog(loop)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for conns in self._idle.values():
+            for conn in conns:
+                if conn.transport is not None:
+                    conn.transport.close()
+        self._idle.clear()
+
+
+def object_request_target(base_url: str, key: str) -> str:
+    """The request path for ``key`` under a bucket's base URL path (already ending in ``/``)."""
+    return base_url + quote(key, safe="/-_.~")
