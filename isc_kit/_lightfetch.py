@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,32 +95,56 @@ def fetch_rows(
     return result
 
 
+# what the record says of a present file, latest line winning (one byte per row)
+_NO_RECORD, _RECORDED_SAME, _RECORDED_OTHER_MD5, _RECORDED_STALE = 0, 1, 2, 3
+
+
 def _classify(rows: PinnedRows, root: Path, tree: TreeScan) -> tuple[Sequence[int], int] | None:
-    """(rows to transfer: missing or known corrupt, present files with no md5); ``None`` if one needs hashing."""
+    """(rows to transfer: missing or known corrupt, present files with no md5); ``None`` if one needs hashing.
+
+    Folds the scan and the streamed record into flat per-row arrays (size, mtime, one state
+    byte) through one relpath -> row dict: no per-file objects beyond that dict, whatever the
+    record's order or length.
+    """
     if not tree.rels:
         return range(len(rows)), 0
-    where = {rel: i for i, rel in enumerate(tree.rels)}
-    present = {rel: i for rel in rows.relpaths if (i := where.get(rel)) is not None}
-    del where
-    record = _records.read_entries(root, present)
+    n = len(rows)
+    index = {rel: row for row, rel in enumerate(rows.relpaths)}
+    if len(index) != n:
+        return None  # two rows name one file (a hand-made pin): the full path decides
+    lsize = array("q", [-1]) * n  # -1: not present
+    lmtime = array("q", [0]) * n
+    for rel, size, mtime in zip(tree.rels, tree.sizes, tree.mtimes, strict=True):
+        row = index.get(rel)
+        if row is not None:
+            lsize[row], lmtime[row] = size, mtime
+    state = bytearray(n)
+    md5s = rows.md5s
+    for rel, size, mtime, md5 in _records.iter_entries(root):
+        row = index.get(rel)
+        if row is None:
+            continue
+        if size != lsize[row] or mtime != lmtime[row]:
+            state[row] = _RECORDED_STALE
+        else:
+            state[row] = _RECORDED_SAME if md5 == md5s[row] else _RECORDED_OTHER_MD5
+    del index
     todo: list[int] = []
     unverified = 0
-    for row, rel in enumerate(rows.relpaths):
-        i = present.get(rel)
-        if i is None:
-            todo.append(row)
+    for row in range(n):
+        size = lsize[row]
+        if size < 0:
+            todo.append(row)  # missing
             continue
-        size, want_size, md5 = tree.sizes[i], rows.sizes[row], rows.md5s[row]
+        want_size = rows.sizes[row]
         if want_size >= 0 and size != want_size:
             todo.append(row)  # corrupt: wrong size
-        elif md5 is None:
+        elif md5s[row] is None:
             unverified += 1  # kept as it is: nothing to check it against
-        else:
-            entry = record.get(rel)
-            if entry is None or entry.size != size or entry.mtime_ns != tree.mtimes[i]:
-                return None  # changed or written by another tool: the full path hashes it
-            if entry.md5 != md5:
-                todo.append(row)
+        elif state[row] == _RECORDED_OTHER_MD5:
+            todo.append(row)  # verified earlier as other bytes than these
+        elif state[row] != _RECORDED_SAME:
+            return None  # changed or written by another tool: the full path hashes it
     return todo, unverified
 
 

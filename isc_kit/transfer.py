@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import records as _records
 from ._engine import Item, Tally, monotonic
@@ -106,62 +108,112 @@ def plan_fetch(
 def _classify(
     manifest: Manifest, root: Path, tree: TreeScan, *, rehash: bool, jobs: int | None, progress: Any
 ) -> FetchPlan:
+    """Join manifest, scan and record on relpath in Arrow (hash joins over the columns, no Python object per entry)."""
     table = manifest.table
-    local = tree.files.set_index("relpath")
-    idx = pd.Index(table["relpath"])
-    pos = local.index.get_indexer(idx)
+    rels = _strings(table["relpath"])
+    status = np.full(len(table), MISSING, dtype=np.int8)
+    if not len(tree):  # nothing local: every entry is missing
+        _release()
+        return FetchPlan(manifest, root, status, [], tree.temps, tree.symlinks, 0)
+    local = pa.array(tree.rels, type=pa.string())
+    pos = _positions(rels, local)
     present = pos >= 0
-    lsize = _take(local["size"].to_numpy(), pos, -1)
-    lmtime = _take(local["mtime_ns"].to_numpy(), pos, -1)
-    want_md5 = table["md5"].to_numpy(dtype=object, na_value=None)
+    extra = [] if len(tree) == int(present.sum()) else _extra(local, rels)
+    del local
+    lsize = _take(np.frombuffer(tree.sizes, dtype=np.int64), pos, -1)
+    lmtime = _take(np.frombuffer(tree.mtimes, dtype=np.int64), pos, -1)
+    del pos
+    md5s = _strings(table["md5"])
     has_md5 = table["md5"].notna().to_numpy()
     msize = table["size"].to_numpy(dtype=np.int64, na_value=-1)
 
-    status = np.full(len(table), MISSING, dtype=np.int8)
     size_bad = present & (msize >= 0) & (lsize != msize)
     status[present & ~has_md5] = UNVERIFIED
     status[size_bad] = CORRUPT
     todo = present & has_md5 & ~size_bad
+    del msize, size_bad, has_md5
     if not rehash and todo.any():
-        rec = _records.load_table(root).set_index("relpath")
-        rpos = rec.index.get_indexer(idx)
+        rec = _records.read_table(root)
+        rpos = _positions(rels, rec["relpath"])
         known = todo & (rpos >= 0)
-        rsize = _take(rec["size"].to_numpy(), rpos, -1)
-        rmtime = _take(rec["mtime_ns"].to_numpy(), rpos, -1)
-        rmd5 = _take(rec["md5"].to_numpy(dtype=object), rpos, None)
-        same = known & (rsize == lsize) & (rmtime == lmtime)
-        status[same & (rmd5 == want_md5)] = VERIFIED
-        status[same & (rmd5 != want_md5)] = CORRUPT
+        same = known & (_take(rec["size"].to_numpy(), rpos, -1) == lsize)
+        same &= _take(rec["mtime_ns"].to_numpy(), rpos, -1) == lmtime
+        rmd5 = pc.take(rec["md5"], pa.array(rpos, mask=rpos < 0))
+        del rec, rpos, known
+        equal = np.asarray(
+            pc.fill_null(pc.equal(rmd5, md5s), False).to_numpy(zero_copy_only=False), dtype=bool
+        )
+        del rmd5
+        status[same & equal] = VERIFIED
+        status[same & ~equal] = CORRUPT
         todo &= ~same
+    _release()
     hashed = 0
     rows = np.flatnonzero(todo)
     if len(rows):
-        total = int(lsize[rows].sum())
-        logger.info("checking %d local file(s) (%.1f MB) not verified before", len(rows), total / 1e6)
-        if progress is not None:
-            progress.set_size(total)
-        rels = table["relpath"].to_numpy(dtype=object)
-        items = ((int(i), str(root / rels[i]), int(lsize[i])) for i in rows)
-        with _records.RecordWriter(root) as writer:
-            batch: list[tuple[str, int, int, str]] = []
-            for h in hash_files(
-                items,
-                jobs=jobs,
-                total_bytes=total,
-                on_bytes=progress.relative_update if progress is not None else None,
-            ):
-                hashed += 1
-                if h.md5 is not None and h.md5 == want_md5[h.row]:
-                    status[h.row] = VERIFIED
-                    batch.append((rels[h.row], h.size, h.mtime_ns, h.md5))
-                else:
-                    status[h.row] = CORRUPT
-                if len(batch) >= 1000:
-                    writer.add_many(batch)
-                    batch.clear()
-            writer.add_many(batch)
-    extra = [] if len(tree.files) == int(present.sum()) else _extra(tree, idx)
+        hashed = _hash_unknown(rows, rels, md5s, lsize, lmtime, root, status, jobs, progress)
     return FetchPlan(manifest, root, status, extra, tree.temps, tree.symlinks, hashed)
+
+
+def _hash_unknown(
+    rows: np.ndarray,
+    rels: pa.ChunkedArray,
+    md5s: pa.ChunkedArray,
+    lsize: np.ndarray,
+    lmtime: np.ndarray,
+    root: Path,
+    status: np.ndarray,
+    jobs: int | None,
+    progress: Any,
+) -> int:
+    """Hash the present files the record does not vouch for; record the good ones. Returns how many were read."""
+    total = int(lsize[rows].sum())
+    logger.info("checking %d local file(s) (%.1f MB) not verified before", len(rows), total / 1e6)
+    if progress is not None:
+        progress.set_size(total)
+    take = pa.array(rows)
+    names = pc.take(rels, take).to_pylist()  # Python strings for these files only
+    want = pc.take(md5s, take).to_pylist()
+    items = ((k, str(root / names[k]), int(lsize[row])) for k, row in enumerate(rows))
+    hashed = 0
+    with _records.RecordWriter(root) as writer:
+        batch: list[tuple[str, int, int, str]] = []
+        for h in hash_files(
+            items,
+            jobs=jobs,
+            total_bytes=total,
+            on_bytes=progress.relative_update if progress is not None else None,
+        ):
+            hashed += 1
+            if h.md5 is not None and h.md5 == want[h.row]:
+                status[rows[h.row]] = VERIFIED
+                batch.append((names[h.row], h.size, h.mtime_ns, h.md5))
+            else:
+                status[rows[h.row]] = CORRUPT
+            if len(batch) >= 1000:
+                writer.add_many(batch)
+                batch.clear()
+        writer.add_many(batch)
+    return hashed
+
+
+def _strings(column: pd.Series) -> pa.ChunkedArray:
+    """A string column as Arrow (zero-copy for the pyarrow-backed columns a Manifest holds)."""
+    array = column.array
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        return array.__arrow_array__()
+    return pa.chunked_array([pa.array(column, type=pa.string(), from_pandas=True)])
+
+
+def _positions(values: pa.ChunkedArray, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """For each of ``values``, its index in ``keys`` (unique), or -1."""
+    found = pc.index_in(values, value_set=keys)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _release() -> None:
+    """Give Arrow's freed blocks back to the system, so Python and numpy can reuse the pages."""
+    pa.default_memory_pool().release_unused()
 
 
 def _take(values: np.ndarray, pos: np.ndarray, fill: Any) -> np.ndarray:
@@ -172,9 +224,10 @@ def _take(values: np.ndarray, pos: np.ndarray, fill: Any) -> np.ndarray:
     return out
 
 
-def _extra(tree: TreeScan, idx: pd.Index) -> list[str]:
-    files = tree.files["relpath"]
-    return files[~files.isin(idx)].tolist()
+def _extra(local: pa.Array, rels: pa.ChunkedArray) -> list[str]:
+    """Scanned relpaths the manifest does not list."""
+    listed = np.asarray(pc.is_in(local, value_set=rels).to_numpy(zero_copy_only=False), dtype=bool)
+    return [str(r) for r in pc.filter(local, pa.array(~listed)).to_pylist()]
 
 
 # ---------------------------------------------------------------------------------------------- fetch
