@@ -1,4 +1,4 @@
-"""Client CPU per GET: lean unsigned aiohttp vs s3fs/aiobotocore (anonymous), against the nginx stand-in.
+"""Client CPU per GET: isc_kit's raw client vs aiohttp vs s3fs/aiobotocore (anonymous), on the nginx stand-in.
 
 Each client fetches every reference image of a fixture scale into memory (bodies discarded)
 ``--rounds`` times at the same concurrency; we report client CPU seconds (user+sys of this
@@ -42,6 +42,35 @@ async def _aiohttp_round(endpoint: str, keys: list[str], jobs: int) -> int:
     return total
 
 
+async def _raw_round(endpoint: str, keys: list[str], jobs: int) -> int:
+    from isc_kit._rawhttp import Origin, RawClient
+
+    class Sink:  # the body lands in one buffer, as in a fetch
+        def buffer(self, length: int) -> bytearray:
+            return bytearray(length)
+
+        def write(self, chunk: bytes) -> None:
+            raise AssertionError("not streamed")
+
+    total = 0
+    it = iter(keys)
+    client = RawClient()
+    origin, base = Origin.of(f"{endpoint}/{DEFAULT_BUCKET}/")
+
+    async def worker() -> None:
+        nonlocal total
+        sink = Sink()
+        for key in it:
+            resp = await client.request(origin, client.request_bytes("GET", origin, base + key), sink)
+            total += resp.received
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(jobs)))
+    finally:
+        client.close()
+    return total
+
+
 async def _s3fs_round(endpoint: str, keys: list[str], jobs: int) -> int:
     import s3fs
 
@@ -79,15 +108,18 @@ def main() -> None:
     args = p.parse_args()
     root = materialize(args.scale)
     keys = sorted(PREFIX + f.name for f in Path(root, PREFIX).iterdir())
-    clients = {"aiohttp (lean, unsigned)": _aiohttp_round, "s3fs/aiobotocore (anon)": _s3fs_round}
+    clients = {
+        "isc_kit raw client (unsigned)": _raw_round,
+        "aiohttp (lean, unsigned)": _aiohttp_round,
+        "s3fs/aiobotocore (anon)": _s3fs_round,
+    }
     results: dict[str, list[tuple[float, float]]] = {c: [] for c in clients}
     with FastS3(root) as server:
         for fn in clients.values():  # warm-up
             _measure(fn, server.endpoint_url, keys[:50], args.jobs)
         for r in range(max(1, min(args.rounds, 20))):
             order = list(clients.items())
-            if r % 2:
-                order.reverse()
+            order = order[r % len(order) :] + order[: r % len(order)]
             for name, fn in order:
                 wall, cpu, _ = _measure(fn, server.endpoint_url, keys, args.jobs)
                 results[name].append((wall, cpu))
