@@ -65,50 +65,62 @@ def read_table(dest: str | os.PathLike[str]) -> pa.Table:
 
     path = record_path(dest)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            first = fh.readline()
+            body = fh.read(4096)
     except FileNotFoundError:
         return _empty()
-    if not data.startswith(HEADER.encode()):
+    if first != HEADER.encode():
         logger.warning("%s: not a verified record (bad header); ignoring it", path)
         return _empty()
-    if len(data) - len(HEADER) < 4096 and not data[len(HEADER) :].strip():
+    if len(body) < 4096 and not body.strip():
         return _empty()
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(data)[len(HEADER) :]),
-            read_options=pacsv.ReadOptions(column_names=list(_COLUMNS), use_threads=False),
+    parts = []
+    try:  # streamed in blocks: memory is the kept columns plus one block, never the text in Python
+        reader = pacsv.open_csv(
+            str(path),
+            read_options=pacsv.ReadOptions(
+                column_names=list(_COLUMNS), skip_rows=1, use_threads=False, block_size=1 << 22
+            ),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=_skip),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(_COLUMNS, pa.string()), strings_can_be_null=False
             ),
         )
-    except pa.ArrowInvalid as err:
+        for batch in reader:
+            parts.append(_valid_rows(batch))
+    except (pa.ArrowInvalid, OSError) as err:
         logger.warning("%s: unreadable (%s); ignoring it", path, err)
         return _empty()
-    del data
-    rel, size, mtime, md5 = (table[c] for c in _COLUMNS)
+    table = pa.Table.from_batches(parts, schema=_empty().schema) if parts else _empty()
+    del parts
+    if pc.count_distinct(table["relpath"]).as_py() != table.num_rows:
+        # latest line per file: a stable sort by relpath keeps file order within a file's lines
+        order = pc.sort_indices(table, sort_keys=[("relpath", "ascending")])
+        rels = pc.take(table["relpath"], order)
+        last = pc.not_equal(rels[:-1], rels[1:])
+        keep = pa.concat_arrays([*last.chunks, pa.array([True])])
+        table = table.take(pc.filter(order, keep))
+    pa.default_memory_pool().release_unused()  # parse buffers back to the system, not kept by Arrow
+    return table
+
+
+def _valid_rows(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The well-formed lines of a parsed block, with size and mtime as int64."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rel, size, mtime, md5 = batch.columns
     good = pc.and_(
         pc.and_(pc.greater(pc.binary_length(rel), 0), pc.match_substring_regex(md5, _MD5.pattern + "$")),
         pc.and_(_int64_text(size, signed=False), _int64_text(mtime, signed=True)),
     )
     if not pc.all(good).as_py():
-        table = table.filter(good)
-    table = pa.table(
-        {
-            "relpath": table["relpath"],
-            "size": pc.cast(table["size"], pa.int64()),
-            "mtime_ns": pc.cast(table["mtime_ns"], pa.int64()),
-            "md5": table["md5"],
-        }
+        batch = batch.filter(good)
+        rel, size, mtime, md5 = batch.columns
+    return pa.record_batch(
+        [rel, pc.cast(size, pa.int64()), pc.cast(mtime, pa.int64()), md5], names=list(_COLUMNS)
     )
-    if pc.count_distinct(table["relpath"]).as_py() == table.num_rows:
-        return table
-    # latest line per file: a stable sort by relpath keeps file order within a file's lines
-    order = pc.sort_indices(table, sort_keys=[("relpath", "ascending")])
-    rels = pc.take(table["relpath"], order)
-    last = pc.not_equal(rels[:-1], rels[1:])
-    keep = pa.concat_arrays([*last.chunks, pa.array([True])])
-    return table.take(pc.filter(order, keep))
 
 
 def _int64_text(values: pa.ChunkedArray, *, signed: bool) -> pa.ChunkedArray:

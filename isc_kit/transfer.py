@@ -108,7 +108,10 @@ def plan_fetch(
 def _classify(
     manifest: Manifest, root: Path, tree: TreeScan, *, rehash: bool, jobs: int | None, progress: Any
 ) -> FetchPlan:
-    """Join manifest, scan and record on relpath in Arrow (hash joins over the columns, no Python object per entry)."""
+    """Join manifest, scan and record on relpath in Arrow (hash joins over the columns, no Python object per entry).
+
+    Takes ``tree.rels`` over (emptied once copied to Arrow): the caller's scan is for this plan only.
+    """
     table = manifest.table
     rels = _strings(table["relpath"])
     status = np.full(len(table), MISSING, dtype=np.int8)
@@ -116,9 +119,10 @@ def _classify(
         _release()
         return FetchPlan(manifest, root, status, [], tree.temps, tree.symlinks, 0)
     local = pa.array(tree.rels, type=pa.string())
+    tree.rels = []  # plan_fetch's own scan: Arrow's copy replaces ~80 MB of Python strings per 1M files
     pos = _positions(rels, local)
     present = pos >= 0
-    extra = [] if len(tree) == int(present.sum()) else _extra(local, rels)
+    extra = [] if len(local) == int(present.sum()) else _extra(local, rels)
     del local
     lsize = _take(np.frombuffer(tree.sizes, dtype=np.int64), pos, -1)
     lmtime = _take(np.frombuffer(tree.mtimes, dtype=np.int64), pos, -1)
@@ -208,7 +212,10 @@ def _strings(column: pd.Series) -> pa.ChunkedArray:
 def _positions(values: pa.ChunkedArray, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """For each of ``values``, its index in ``keys`` (unique), or -1."""
     found = pc.index_in(values, value_set=keys)
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    out = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    del found
+    _release()  # the hash table's memory
+    return out
 
 
 def _release() -> None:
