@@ -13,6 +13,7 @@ Proxies are not handled here: :func:`isc_kit._http.make_getter` uses aiohttp whe
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from dataclasses import dataclass
 from typing import Protocol
@@ -416,8 +417,13 @@ class RawClient:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
-                return conn
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if _unread(conn.transport):  # bytes beyond the last response, or a close not yet seen
+                conn.reusable = False
+                conn.transport.close()
+                continue
+            return conn
         return None
 
     def _release(self, origin: Origin, conn: _Connection) -> None:
@@ -473,6 +479,22 @@ class RawClient:
                 if conn.transport is not None:
                     conn.transport.close()
         self._idle.clear()
+
+
+def _unread(transport: asyncio.Transport) -> bool:
+    """Whether the socket holds bytes or a close nobody has read: then the connection cannot be reused.
+
+    A body received in place ends exactly at its last byte, so bytes a server sent beyond it wait
+    in the socket; sent on, the next request would take them for its response.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock.fileno()], [], [], 0)[0])
 
 
 def object_request_target(base_url: str, key: str) -> str:
