@@ -23,6 +23,7 @@ _HEAD_START = 2048  # first read of a response: the headers and a little body; t
 _HEAD_MAX = 64 << 10
 _SCRATCH = 256 << 10
 _ERROR_BODY_MAX = 64 << 10
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class BodySink(Protocol):
@@ -225,14 +226,14 @@ class _Connection(asyncio.BufferedProtocol):
             name, _, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    self._protocol_error(f"bad Content-Length {value.strip()[:40]!r}")
+                digits = value.strip()
+                if not digits.isdigit():  # int() would also take "+5", "1_0" and " -5"
+                    self._protocol_error(f"bad Content-Length {digits[:40]!r}")
                     return
-                if length < 0:
-                    self._protocol_error("negative Content-Length")
+                if length is not None and int(digits) != length:
+                    self._protocol_error("conflicting Content-Length headers")
                     return
+                length = int(digits)
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
             elif name == b"connection":
@@ -335,11 +336,11 @@ class _Connection(asyncio.BufferedProtocol):
                             self.reusable = False
                         self._complete()
                     continue
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
+                digits = line.split(b";", 1)[0].strip()
+                if not digits or not _HEX.issuperset(digits):  # int(, 16) would take "-3", "0x3", "1_0"
                     self._protocol_error(f"bad chunk size line {line[:40]!r}")
                     return
+                size = int(digits, 16)
                 if size == 0:
                     self._trailers = True
                 else:

@@ -383,8 +383,27 @@ def test_head_returns_without_a_body_and_keeps_the_connection() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n", "bad Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nq5\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789", "bad Content-Length"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+            "conflicting Content-Length",
+        ),
     ],
-    ids=["garbage", "status", "length", "chunk-size", "later-chunk-size"],
+    ids=[
+        "garbage",
+        "status",
+        "length",
+        "chunk-size",
+        "later-chunk-size",
+        "negative-chunk-size",
+        "0x-chunk-size",
+        "plus-length",
+        "underscore-length",
+        "two-lengths",
+    ],
 )
 def test_malformed_responses_are_protocol_errors(response: bytes, message: str) -> None:
     async def handler(srv: ScriptServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
