@@ -75,9 +75,8 @@ def read_table(dest: str | os.PathLike[str]) -> pa.Table:
         return _empty()
     if len(body) < 4096 and not body.strip():
         return _empty()
-    parts = []
-    try:  # streamed in blocks: memory is the kept columns plus one block, never the text in Python
-        reader = pacsv.open_csv(
+    try:  # Arrow reads the file itself, in blocks: never its text as one Python object
+        parsed = pacsv.read_csv(
             str(path),
             read_options=pacsv.ReadOptions(
                 column_names=list(_COLUMNS), skip_rows=1, use_threads=False, block_size=1 << 22
@@ -87,11 +86,11 @@ def read_table(dest: str | os.PathLike[str]) -> pa.Table:
                 column_types=dict.fromkeys(_COLUMNS, pa.string()), strings_can_be_null=False
             ),
         )
-        for batch in reader:
-            parts.append(_valid_rows(batch))
     except (pa.ArrowInvalid, OSError) as err:
         logger.warning("%s: unreadable (%s); ignoring it", path, err)
         return _empty()
+    parts = [_valid_rows(batch) for batch in parsed.to_batches()]
+    del parsed
     table = pa.Table.from_batches(parts, schema=_empty().schema) if parts else _empty()
     del parts
     if pc.count_distinct(table["relpath"]).as_py() != table.num_rows:
