@@ -63,12 +63,19 @@ def write_all(fd: int, data: Any) -> None:
 class BodyWriter:
     """Hash, write, verify and place bodies in batches on one worker thread."""
 
-    def __init__(self, records: RecordWriter, *, hasher: Callable[[Sequence[Any]], list[str]] | None = None):
+    def __init__(
+        self,
+        records: RecordWriter,
+        *,
+        hasher: Callable[[Sequence[Any]], list[str]] | None = None,
+        threads: int = 1,
+    ):
         self._records = records
         self._hash = hasher or default_hasher()
         self._pending: list[_Job] = []
-        self._busy = False
-        self._pool = ThreadPoolExecutor(1, "isc-kit-write")
+        self._threads = max(1, threads)
+        self._inflight = 0
+        self._pool = ThreadPoolExecutor(self._threads, "isc-kit-write")
         self.batches = 0
 
     def close(self) -> None:
@@ -87,18 +94,18 @@ class BodyWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Finished] = loop.create_future()
         self._pending.append(_Job(relpath, body, tmp, final, want_md5, future))
-        if not self._busy:
+        if self._inflight < self._threads:
             self._kick(loop)
         return future
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        self._busy = True
+        self._inflight += 1
         done = loop.run_in_executor(self._pool, self._process, batch)
         done.add_done_callback(lambda f: self._settle(loop, batch, f))
 
     def _settle(self, loop: asyncio.AbstractEventLoop, batch: list[_Job], done: asyncio.Future[Any]) -> None:
-        self._busy = False
+        self._inflight -= 1
         error = done.exception()
         results = done.result() if error is None else [error] * len(batch)
         for job, result in zip(batch, results, strict=True):
