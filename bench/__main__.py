@@ -13,6 +13,7 @@ SELF_CONTAINED = [
     ["bench.manifest", "--repeat", "3"],
     ["bench.thumbnails", "--scale", "demo", "--page-size", "24", "--pages", "5"],
     ["bench.pin", "--files", "10000", "--size", "150000"],
+    ["bench.md5", "--files", "10000", "--size", "177000", "--rounds", "5"],
 ]
 NEEDS_TOOLS = ["bench.fetch --rounds 3", "bench.http_cpu --scale demo --rounds 5", "bench.memory"]
 
