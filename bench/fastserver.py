@@ -131,6 +131,16 @@ def _list_handler(listing: _Listing) -> type[http.server.BaseHTTPRequestHandler]
     return Handler
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client hanging up is not news
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class FastS3:
     """nginx + listing sidecar over ``root`` for every regional bucket; ``delay_ms`` per request."""
 
@@ -156,7 +166,7 @@ class FastS3:
         www.mkdir()
         for region in REGIONS:
             (www / bucket_for_region(DEFAULT_BUCKET, region)).symlink_to(self.root)
-        self._sidecar = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _list_handler(_Listing(self.root)))
+        self._sidecar = _QuietServer(("127.0.0.1", 0), _list_handler(_Listing(self.root)))
         threading.Thread(target=self._sidecar.serve_forever, daemon=True).start()
         list_port = self._sidecar.server_address[1]
         self.port = self.port or _free_port()

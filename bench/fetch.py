@@ -117,10 +117,20 @@ def _set_aside(dest: Path, keep: Path, size: int) -> None:
     Deleting 10,000 files makes ext4 skip their inodes for the next minutes (``recently_deleted``
     in the inode allocator, seen with ``perf record -a``): the next run's file creations then scan
     inode tables, adding seconds of system time to whichever client comes next. Kept folders
-    are deleted with the benchmark's temp folder at the end.
+    are dropped from the page cache (else later rounds run under memory pressure) and deleted
+    with the benchmark's temp folder at the end.
     """
     if shutil.disk_usage(keep).free > 3 * size + (4 << 30):
-        dest.rename(keep / f"{dest.name}-{time.monotonic_ns()}")
+        kept = keep / f"{dest.name}-{time.monotonic_ns()}"
+        dest.rename(kept)
+        os.sync()
+        for path in kept.rglob("*"):  # and out of the page cache: 20 kept runs would fill the RAM
+            if path.is_file():
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
     else:
         print("  (disk nearly full: deleting runs as they finish, figures get noisier)", file=sys.stderr)
         shutil.rmtree(dest, ignore_errors=True)
