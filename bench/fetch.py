@@ -12,6 +12,7 @@ isc-kit. Tools come from bench/setup-tools.sh.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -19,9 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.fastserver import FastS3
+from isc_kit._fetchcore import DEFAULT_JOBS
 from isc_kit.catalog import DEFAULT_BUCKET
 from isc_kit.fixture import materialize
 from isc_kit.manifest import read_metadata, write_pinned
@@ -111,29 +114,81 @@ def _run(cmd: list[str], env: dict[str, str], expect: int, dest: Path) -> float:
     return seconds
 
 
-def _set_aside(dest: Path, keep: Path, size: int) -> None:
-    """Move a finished run's folder aside instead of deleting it, while the disk has room.
+class RunFolders:
+    """A destination folder for each timed run, on a file system in the same state every time.
 
     Deleting 10,000 files makes ext4 skip their inodes for the next minutes (``recently_deleted``
-    in the inode allocator, seen with ``perf record -a``): the next run's file creations then scan
-    inode tables, adding seconds of system time to whichever client comes next. Kept folders
-    are dropped from the page cache (else later rounds run under memory pressure) and deleted
-    with the benchmark's temp folder at the end.
+    in the inode allocator, seen with ``perf record -a``: seconds of system time for whichever
+    client comes next), and keeping every run's files fills the page cache. So, when run as root
+    with loop devices, each run gets a new ext4 file system in an image file (mkfs, mount, run,
+    unmount, delete one file): every client starts from the same empty disk. Otherwise runs are
+    moved aside and dropped from the page cache, and deleted at the end.
     """
-    if shutil.disk_usage(keep).free > 3 * size + (4 << 30):
-        kept = keep / f"{dest.name}-{time.monotonic_ns()}"
-        dest.rename(kept)
-        os.sync()
-        for path in kept.rglob("*"):  # and out of the page cache: 20 kept runs would fill the RAM
-            if path.is_file():
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-    else:
-        print("  (disk nearly full: deleting runs as they finish, figures get noisier)", file=sys.stderr)
-        shutil.rmtree(dest, ignore_errors=True)
+
+    def __init__(self, base: Path, size: int):
+        self.base = base
+        self.image_bytes = max(2 * size, 1 << 30) + (1 << 30)
+        self.loop = os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None and self._try_loop()
+        self._mounted: list[tuple[Path, Path, str]] = []
+
+    def _try_loop(self) -> bool:
+        try:
+            with self.fresh("probe"):
+                return True
+        except (OSError, subprocess.CalledProcessError):
+            return False
+
+    @contextlib.contextmanager
+    def fresh(self, name: str) -> Iterator[Path]:
+        """A mount point (or plain folder) holding nothing; cleaned up on exit."""
+        image = self.base / f"{name}.img"
+        mnt = self.base / f"{name}.mnt"
+        mnt.mkdir()
+        with open(image, "wb") as fh:
+            fh.truncate(self.image_bytes)
+        dev = ""
+        try:
+            subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+            dev = subprocess.run(
+                ["losetup", "-f", "--show", "--direct-io=on", str(image)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
+            try:
+                yield mnt
+            finally:
+                subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
+        finally:
+            if dev:
+                subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
+            image.unlink(missing_ok=True)
+            mnt.rmdir()
+
+    @contextlib.contextmanager
+    def run_folder(self, name: str) -> Iterator[Path]:
+        if self.loop:
+            with self.fresh(name) as mnt:
+                yield mnt / "dest"
+            return
+        keep = self.base / "finished-runs"
+        keep.mkdir(exist_ok=True)
+        dest = self.base / name
+        try:
+            yield dest
+        finally:
+            if dest.exists():
+                kept = keep / f"{name}-{time.monotonic_ns()}"
+                dest.rename(kept)
+                os.sync()
+                for path in kept.rglob("*"):
+                    if path.is_file():
+                        fd = os.open(path, os.O_RDONLY)
+                        try:
+                            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                        finally:
+                            os.close(fd)
 
 
 def bench_fetch(
@@ -145,7 +200,7 @@ def bench_fetch(
     rounds: int,
     clients: list[str],
     jobs: int,
-    keep: Path,
+    folders: RunFolders,
 ) -> str:
     times: dict[str, list[float]] = {c: [] for c in clients}
     ratios: dict[str, list[float]] = {c: [] for c in clients}
@@ -156,11 +211,13 @@ def bench_fetch(
             order = clients[r % len(clients) :] + clients[: r % len(clients)]
             this: dict[str, float] = {}
             for name in order:
-                dest = Path(tmp) / f"r{r}-{name.split()[0]}"
-                cmd = commands(server.endpoint_url, pinned, dest, jobs)[name]
-                this[name] = _run(cmd, env_rclone if name.startswith("rclone") else env, n, dest)
-                _set_aside(dest, keep, size)
+                cmd_env = env_rclone if name.startswith("rclone") else env
+                with folders.run_folder(f"r{r}-{name.split()[0]}") as dest:
+                    cmd = commands(server.endpoint_url, pinned, dest, jobs)[name]
+                    this[name] = _run(cmd, cmd_env, n, dest)
                 shutil.rmtree(Path(tmp) / ".isc-kit", ignore_errors=True)
+                for stray in Path(tmp).glob("*/.isc-kit"):
+                    shutil.rmtree(stray, ignore_errors=True)
                 os.sync()  # flush the previous client's dirty pages before timing the next one
                 print(
                     f"  delay {delay:g} ms round {r + 1}: {name} {this[name]:.2f} s",
@@ -236,7 +293,12 @@ def main() -> None:
         "--delay-ms", type=float, action="append", help="per-request delay; repeat (default 0 and 20)"
     )
     p.add_argument("--clients", default="isc-kit fetch,s5cmd cp,aws s3 cp,rclone copy,s3fs get")
-    p.add_argument("--jobs", type=int, default=64, help="concurrency for isc-kit and rclone")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        help="concurrency for isc-kit and rclone (isc-kit's default)",
+    )
     p.add_argument("--skip-verify", action="store_true")
     p.add_argument("--skip-fetch", action="store_true")
     args = p.parse_args()
@@ -248,15 +310,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="isc-kit-bench-") as tmp:
         pinned = Path(tmp) / "ref.pinned"
         write_pinned(manifest, pinned)
-        keep = Path(tmp) / "finished-runs"
-        keep.mkdir()
+        folders = RunFolders(Path(tmp), size)
+        print(
+            "  each run on a new ext4 file system (loop device)"
+            if folders.loop
+            else "  runs set aside (no loop devices: not root?)",
+            file=sys.stderr,
+        )
         clients = [c.strip() for c in args.clients.split(",") if c.strip()]
         if "isc-kit fetch" not in clients:
             clients.insert(0, "isc-kit fetch")
         if not args.skip_fetch:
             for delay in args.delay_ms or [0.0, 20.0]:
                 out.append(
-                    bench_fetch(root, pinned, len(manifest), size, delay, rounds, clients, args.jobs, keep)
+                    bench_fetch(root, pinned, len(manifest), size, delay, rounds, clients, args.jobs, folders)
                 )
         if not args.skip_verify:
             out.append(bench_verify(root, pinned, rounds))

@@ -34,7 +34,7 @@ Item = tuple[str, str, "str | None", "int | None"]
 
 #: Bodies up to this size are collected in memory, then hashed and written in one worker-thread call;
 #: larger ones are streamed to their temp file as they arrive. Memory stays below jobs x this.
-BUFFER_LIMIT = 4 << 20
+BUFFER_LIMIT = 2 << 20
 _SWITCH_AFTER = 3  # consecutive retryable failures on one mirror before trying the next
 
 

@@ -25,7 +25,9 @@ from .source import Source, resolve_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_JOBS = 64
+DEFAULT_JOBS = (
+    128  # concurrent requests: hides 20 ms per request at ~1 GB/s (bench/RESULTS.md); memory <= jobs x 2 MB
+)
 DEFAULT_RETRIES = 5
 
 

@@ -31,7 +31,7 @@ def add_transfer_args(p: argparse.ArgumentParser) -> None:
             action.choices = [*REGIONS, "auto"]
             action.help = "bucket mirror, or auto to probe them and take the fastest (default: $ISC_KIT_REGION or us-west)"
     g = p.add_argument_group("transfer")
-    g.add_argument("--jobs", type=int, metavar="N", help="concurrent requests (default 64)")
+    g.add_argument("--jobs", type=int, metavar="N", help="concurrent requests (default 128)")
     g.add_argument("--retries", type=int, default=5, metavar="N", help="retries per object (default 5)")
     g.add_argument(
         "--require-md5",
