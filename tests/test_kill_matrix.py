@@ -63,7 +63,7 @@ def test_fetch_survives_20_kills_and_completes(
     s3_endpoint: str, make_bucket: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rng = random.Random(6)
-    # mostly small objects, and every 20th above the engine's 2 MB in-memory limit, so it streams to a part file
+    # mostly small objects, and every 20th above the engine's 1 MB in-memory limit, so it streams to a part file
     sizes = [
         rng.randint(4_300_000, 5_000_000) if i % 20 == 7 else rng.randint(20_000, 60_000) for i in range(200)
     ]
