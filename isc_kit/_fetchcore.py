@@ -25,9 +25,9 @@ from .source import Source, resolve_source
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_JOBS = (
-    128  # concurrent requests: hides 20 ms per request at ~1 GB/s (bench/RESULTS.md); memory <= jobs x 2 MB
-)
+#: Concurrent requests: enough to hide 20 ms per request (bench/RESULTS.md); bodies held in
+#: memory stay below 2 x this x 1 MB.
+DEFAULT_JOBS = 128
 DEFAULT_RETRIES = 5
 
 
