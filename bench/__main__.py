@@ -15,7 +15,12 @@ SELF_CONTAINED = [
     ["bench.pin", "--files", "10000", "--size", "150000"],
     ["bench.md5", "--files", "10000", "--size", "177000", "--rounds", "5"],
 ]
-NEEDS_TOOLS = ["bench.ceiling", "bench.fetch --rounds 3", "bench.http_cpu --scale demo --rounds 5", "bench.memory"]
+NEEDS_TOOLS = [
+    "bench.ceiling",
+    "bench.fetch --rounds 3",
+    "bench.http_cpu --scale demo --rounds 5",
+    "bench.memory",
+]
 
 
 def main() -> int:

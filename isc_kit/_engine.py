@@ -235,11 +235,11 @@ class _Sink:
     def take_body(self) -> Any:
         """The whole body held in memory (and forget it here)."""
         if self.body is not None:
-            body, self.body = self.body, None
-            return body
-        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            held, self.body = self.body, None
+            return held
+        joined = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks = []
-        return body
+        return joined
 
     def write(self, chunk: bytes) -> None:
         self.n += len(chunk)

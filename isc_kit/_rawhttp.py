@@ -272,9 +272,8 @@ class _Connection(asyncio.BufferedProtocol):
             else:
                 self._state = _STREAM
         if len(rest) > 0:
-            extra = b""
             if self._length is not None and len(rest) > self._length:
-                extra, rest = rest[self._length :], rest[: self._length]
+                rest = rest[: self._length]  # bytes beyond the body: this connection is done
                 self.reusable = False
             if self._state == _FILL:
                 n = len(rest)
@@ -284,7 +283,6 @@ class _Connection(asyncio.BufferedProtocol):
                     self._complete()
             else:
                 self._feed(rest)
-            del extra
 
     def _feed(self, data: memoryview) -> None:
         """Body bytes of a streamed, chunked or close-delimited response."""

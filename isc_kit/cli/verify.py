@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .._format import human_bytes
 from ._common import print_json, print_table
 from .fetch import MAX_SHOWN, add_transfer_args, fetch_options, make_progress, report_failures
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
 
 NAME = "verify"
 HELP = "check a local folder against a pinned manifest (MD5, in parallel); --repair fixes it"
@@ -26,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from .._pinned import PinnedRows, read_rows
     from ..verify import repair, verify, verify_pinned
 
-    rows = read_rows(args.pinned)  # None when damaged or edited: load_pinned then says exactly what
-    if rows is None:
+    light = read_rows(args.pinned)  # None when damaged or edited: load_pinned then says exactly what
+    if light is None:
         from ..manifest import load_pinned
 
-        rows = load_pinned(args.pinned)  # raises InputFileError, or the file is merely unusual
+        rows: PinnedRows | Manifest = load_pinned(args.pinned)  # raises InputFileError, or merely unusual
+    else:
+        rows = light
     progress = make_progress(args, "verify", len(rows))
     try:
         if isinstance(rows, PinnedRows):
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
-        rows = [
+        table = [
             {"what": "verified", "files": f"{report.verified:,}"},
             {"what": "missing", "files": f"{len(report.missing):,}"},
             {"what": "corrupt", "files": f"{len(report.corrupt):,}"},
@@ -75,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
             {"what": "hashed", "files": human_bytes(report.bytes)},
         ]
         if "repair" in out:
-            rows.append({"what": "repaired", "files": f"{out['repair']['transferred']:,}"})
-        print_table(rows, ["what", "files"])
+            table.append({"what": "repaired", "files": f"{out['repair']['transferred']:,}"})
+        print_table(table, ["what", "files"])
     return 0 if ok else 1
