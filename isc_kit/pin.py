@@ -3,9 +3,8 @@
 DVC 3 addresses content by the plain MD5 of a file (``hash: md5``), the number the publisher
 ships. A file that the fetch verified against that MD5 can therefore go straight into the DVC
 cache (``<cache>/files/md5/<2 hex>/<30 hex>``, hard-linked and read-only, never copied), and
-the directory object can be written exactly as DVC writes it: a JSON list of
-``{"md5", "relpath"}`` sorted by relpath, ``json.dumps(..., sort_keys=True)`` with default
-separators, whose id is the MD5 of those bytes plus ``.dir``. Then ``PATH.dvc`` records it.
+the directory object and ``PATH.dvc`` can be written exactly as DVC writes them (see
+:mod:`isc_kit._dvcfiles`).
 
 Only verified files are pinned: DVC trusts read-only cache files and never re-checks them.
 :func:`plan_pin` decides (what is missing, unverified, extra); :func:`pin` acts on the plan.
@@ -15,8 +14,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
-import json
 import logging
 import os
 import time
@@ -28,41 +25,31 @@ from typing import Any
 
 import pandas as pd
 
-from ._proc import pid_alive
+from ._dvcfiles import (
+    CACHE_MODE,
+    HASH_NAME,
+    DvcRepo,
+    add_to_gitignore,
+    dvcfile_text,
+    find_repo,
+    write_text_atomic,
+    write_tree,
+)
+from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests and share.py import it from here
+from ._dvcfiles import tree_oid as tree_oid
 from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
 from .manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
-CACHE_MODE = 0o444
-HASH_NAME = "md5"
 _CHUNK = 1 << 20
 
-
-# ---------------------------------------------------------------------------------------------- formats
-
-
-def tree_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
-    """DVC's ``.dir`` object for ``(relpath, md5)`` pairs: sorted by relpath, canonical JSON, UTF-8."""
-    listing = [{"md5": md5, "relpath": rel} for rel, md5 in sorted(entries, key=lambda e: e[0])]
-    return json.dumps(listing, sort_keys=True).encode("utf-8")
+# share.py imports these two by their old names from here
+_gitignore = add_to_gitignore
+_write_text = write_text_atomic
 
 
-def tree_oid(data: bytes) -> str:
-    """The id DVC gives a ``.dir`` object: MD5 of its bytes plus ``.dir``."""
-    return hashlib.md5(data).hexdigest() + ".dir"
-
-
-def dvcfile_text(path: str, oid: str, size: int, nfiles: int) -> str:
-    """The ``.dvc`` file ``dvc add`` writes for a folder (same YAML dumper and key order)."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.default_flow_style = False
-    out = {"md5": oid, "size": size, "nfiles": nfiles, "hash": HASH_NAME, "path": path}
-    stream = io.StringIO()
-    yaml.dump({"outs": [out]}, stream)
-    return stream.getvalue()
+# ---------------------------------------------------------------------------------------------- hashing
 
 
 def file_md5(path: str | os.PathLike[str]) -> str:
@@ -75,48 +62,6 @@ def _md5(fh: Any) -> str:
     while chunk := fh.read(_CHUNK):
         h.update(chunk)
     return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- repo
-
-
-@dataclass(frozen=True)
-class DvcRepo:
-    """A DVC repository root and its local cache folder (``.dvc/cache`` unless configured)."""
-
-    root: Path
-    cache: Path
-
-    def object_path(self, oid: str) -> Path:
-        return self.cache / "files" / HASH_NAME / oid[:2] / oid[2:]
-
-
-def find_repo(start: str | os.PathLike[str]) -> DvcRepo:
-    """The DVC repository containing ``start`` (a path that may not exist yet)."""
-    here = Path(os.path.abspath(start))
-    for folder in (here, *here.parents):
-        if (folder / ".dvc").is_dir():
-            return DvcRepo(folder, _cache_dir(folder / ".dvc"))
-    raise DvcError(f"{start}: not inside a DVC repository; run `dvc init` in the project folder first")
-
-
-def _cache_dir(dvc_dir: Path) -> Path:
-    """``cache.dir`` from ``.dvc/config.local`` then ``.dvc/config`` (relative to ``.dvc``), else ``.dvc/cache``."""
-    from configobj import ConfigObj, ConfigObjError
-
-    for name in ("config.local", "config"):
-        path = dvc_dir / name
-        if not path.exists():
-            continue
-        try:
-            conf = ConfigObj(str(path), encoding="utf-8")
-        except ConfigObjError as err:
-            raise DvcError(f"{path}: cannot read the DVC config ({err}); fix it with `dvc config`") from None
-        cache_dir = conf.get("cache", {}).get("dir")
-        if cache_dir:
-            p = Path(cache_dir)
-            return p if p.is_absolute() else (dvc_dir / p).resolve()
-    return dvc_dir / "cache"
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -286,8 +231,8 @@ def pin(
     oid = write_tree(repo, ((e.relpath, e.md5) for e in plan.entries))
     size = sum(e.size for e in plan.entries)
     dvcfile = target.with_name(target.name + ".dvc")
-    _write_text(dvcfile, dvcfile_text(target.name, oid, size, len(plan.entries)))
-    _gitignore(target)
+    write_text_atomic(dvcfile, dvcfile_text(target.name, oid, size, len(plan.entries)))
+    add_to_gitignore(target)
     result = PinResult(
         path=str(path),
         dvcfile=str(dvcfile),
@@ -343,48 +288,6 @@ def link_entries(
         if progress is not None:
             progress.relative_update(1)
     return linked, cached
-
-
-def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
-    """Write the ``.dir`` object into the cache (read-only) and return its id."""
-    data = tree_bytes(entries)
-    oid = tree_oid(data)
-    dst = repo.object_path(oid)
-    _remove_dead_temps(dst.parent, ".*.tmp-*")
-    if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.chmod(tmp, CACHE_MODE)
-        os.replace(tmp, dst)
-    return oid
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temps(path.parent, f".{path.name}.tmp-*")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _remove_dead_temps(folder: Path, pattern: str) -> None:
-    """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
-    for tmp in folder.glob(pattern):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _gitignore(target: Path) -> None:
-    """Add ``/<name>`` to the sibling ``.gitignore``, as ``dvc add`` does."""
-    ignore = target.parent / ".gitignore"
-    line = f"/{target.name}"
-    text = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
-    if line in text.splitlines():
-        return
-    sep = "" if not text or text.endswith("\n") else "\n"
-    ignore.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- shards

@@ -1,0 +1,139 @@
+"""DVC's on-disk formats, written exactly as DVC writes them: the repository and its cache, the
+``.dir`` object, the ``.dvc`` file and the ``.gitignore`` line.
+
+DVC 3 addresses content by the plain MD5 of a file (``hash: md5``): ``<cache>/files/md5/<2 hex>/<30
+hex>``. A directory object is a JSON list of ``{"md5", "relpath"}`` sorted by relpath,
+``json.dumps(..., sort_keys=True)`` with default separators, whose id is the MD5 of those bytes plus
+``.dir``. Writers go through a temp file and ``os.replace``, so a killed writer leaves no partial
+object under a final name; its temp file is removed by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._proc import pid_alive
+from .errors import DvcError
+
+CACHE_MODE = 0o444
+HASH_NAME = "md5"
+
+
+# ---------------------------------------------------------------------------------------------- formats
+
+
+def tree_bytes(entries: Iterable[tuple[str, str]]) -> bytes:
+    """DVC's ``.dir`` object for ``(relpath, md5)`` pairs: sorted by relpath, canonical JSON, UTF-8."""
+    listing = [{"md5": md5, "relpath": rel} for rel, md5 in sorted(entries, key=lambda e: e[0])]
+    return json.dumps(listing, sort_keys=True).encode("utf-8")
+
+
+def tree_oid(data: bytes) -> str:
+    """The id DVC gives a ``.dir`` object: MD5 of its bytes plus ``.dir``."""
+    return hashlib.md5(data).hexdigest() + ".dir"
+
+
+def dvcfile_text(path: str, oid: str, size: int, nfiles: int) -> str:
+    """The ``.dvc`` file ``dvc add`` writes for a folder (same YAML dumper and key order)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = {"md5": oid, "size": size, "nfiles": nfiles, "hash": HASH_NAME, "path": path}
+    stream = io.StringIO()
+    yaml.dump({"outs": [out]}, stream)
+    return stream.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- repo
+
+
+@dataclass(frozen=True)
+class DvcRepo:
+    """A DVC repository root and its local cache folder (``.dvc/cache`` unless configured)."""
+
+    root: Path
+    cache: Path
+
+    def object_path(self, oid: str) -> Path:
+        return self.cache / "files" / HASH_NAME / oid[:2] / oid[2:]
+
+
+def find_repo(start: str | os.PathLike[str]) -> DvcRepo:
+    """The DVC repository containing ``start`` (a path that may not exist yet)."""
+    here = Path(os.path.abspath(start))
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir():
+            return DvcRepo(folder, _cache_dir(folder / ".dvc"))
+    raise DvcError(f"{start}: not inside a DVC repository; run `dvc init` in the project folder first")
+
+
+def _cache_dir(dvc_dir: Path) -> Path:
+    """``cache.dir`` from ``.dvc/config.local`` then ``.dvc/config`` (relative to ``.dvc``), else ``.dvc/cache``."""
+    from configobj import ConfigObj, ConfigObjError
+
+    for name in ("config.local", "config"):
+        path = dvc_dir / name
+        if not path.exists():
+            continue
+        try:
+            conf = ConfigObj(str(path), encoding="utf-8")
+        except ConfigObjError as err:
+            raise DvcError(f"{path}: cannot read the DVC config ({err}); fix it with `dvc config`") from None
+        cache_dir = conf.get("cache", {}).get("dir")
+        if cache_dir:
+            p = Path(cache_dir)
+            return p if p.is_absolute() else (dvc_dir / p).resolve()
+    return dvc_dir / "cache"
+
+
+# ---------------------------------------------------------------------------------------------- write
+
+
+def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
+    """Write the ``.dir`` object into the cache (read-only) and return its id."""
+    data = tree_bytes(entries)
+    oid = tree_oid(data)
+    dst = repo.object_path(oid)
+    _remove_dead_temps(dst.parent, ".*.tmp-*")
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.chmod(tmp, CACHE_MODE)
+        os.replace(tmp, dst)
+    return oid
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` (e.g. ``PATH.dvc``) through a temp file beside it and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(path.parent, f".{path.name}.tmp-*")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remove_dead_temps(folder: Path, pattern: str) -> None:
+    """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
+    for tmp in folder.glob(pattern):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def add_to_gitignore(target: Path) -> None:
+    """Add ``/<name>`` to the sibling ``.gitignore``, as ``dvc add`` does."""
+    ignore = target.parent / ".gitignore"
+    line = f"/{target.name}"
+    text = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
+    if line in text.splitlines():
+        return
+    sep = "" if not text or text.endswith("\n") else "\n"
+    ignore.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
