@@ -1,6 +1,8 @@
 """MD5 of local files, in parallel worker processes (hashing is CPU-bound; threads would share one core).
 
-This module imports only the standard library so worker processes start fast.
+Each worker reads a batch of files whole and hashes them together with the multi-buffer MD5
+(:mod:`isc_kit.md5batch`; hashlib when it is not built); files of 8 MB or more are streamed.
+This module imports only the standard library at the top so worker processes start fast.
 """
 
 from __future__ import annotations
@@ -46,14 +48,61 @@ def md5_file(path: str) -> tuple[str, int, int]:
     return digest.hexdigest(), st.st_size, st.st_mtime_ns
 
 
+_BUFFER = threading.local()  # one reusable read buffer per thread (and per worker process)
+
+
+def _buffer(nbytes: int) -> memoryview:
+    buf = getattr(_BUFFER, "buf", None)
+    if buf is None or len(buf) < nbytes:
+        buf = _BUFFER.buf = bytearray(max(nbytes, _BATCH_BYTES + _READ))
+    return memoryview(buf)
+
+
+def _read_into(path: str, view: memoryview) -> tuple[int, os.stat_result]:
+    """Read a regular file (never following a symlink) into ``view``; (bytes read, its stat)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        st = os.fstat(fd)
+        if st.st_size > len(view):
+            raise _TooBig
+        got = 0
+        while got < st.st_size and (n := os.readv(fd, [view[got : st.st_size]])):
+            got += n
+    finally:
+        os.close(fd)
+    return got, st
+
+
+class _TooBig(Exception):
+    pass
+
+
 def _hash_batch(batch: list[tuple[int, str]]) -> list[Hashed]:
-    out = []
+    """Hash a batch: files read into one reusable buffer and hashed together (multi-buffer MD5).
+
+    Files of 8 MB or more, and any that do not fit what is left of the buffer, are streamed.
+    """
+    from .md5batch import md5_hex_many
+
+    out: list[Hashed] = []
+    view = _buffer(_BATCH_BYTES + _READ)
+    used = 0
+    held: list[tuple[int, memoryview, os.stat_result]] = []
     for index, path in batch:
         try:
-            md5, size, mtime = md5_file(path)
-            out.append(Hashed(index, md5, size, mtime))
+            try:
+                got, st = _read_into(path, view[used:])
+            except _TooBig:
+                md5, size, mtime = md5_file(path)
+                out.append(Hashed(index, md5, size, mtime))
+                continue
+            held.append((index, view[used : used + got], st))
+            used += got
         except OSError as err:
             out.append(Hashed(index, None, -1, -1, f"{type(err).__name__}: {err.strerror or err}"))
+    digests = md5_hex_many([data for _, data, _ in held])
+    for (index, data, st), md5 in zip(held, digests, strict=True):
+        out.append(Hashed(index, md5, len(data), st.st_mtime_ns))
     return out
 
 
