@@ -64,6 +64,13 @@ def _status_error(status: int, code: str, url: str, source: Source) -> GetError:
         )
     if status == 403:
         return GetError(str(translate_error(PermissionError(code), url, source)), retryable=False, status=403)
+    if status in (301, 307, 308) or code in ("PermanentRedirect", "TemporaryRedirect"):
+        return GetError(
+            f"{url}: HTTP {status} {code or 'redirect'}: the bucket answers at another address; check the region "
+            f"(--region, now {source.region}) and the endpoint ({source.endpoint_url or 'AWS'})",
+            retryable=False,
+            status=status,
+        )
     retry = status >= 500 or status == 429 or code in ("SlowDown", "RequestTimeout", "InternalError")
     return GetError(f"{url}: HTTP {status} {code}".strip(), retryable=retry, status=status)
 

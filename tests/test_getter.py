@@ -112,6 +112,7 @@ def test_raw_getter_reads_a_body_from_the_path_style_url() -> None:
         (_error(b"503 Slow Down", b"SlowDown"), 503, True, "HTTP 503 SlowDown"),
         (_error(b"400 Bad Request", b"RequestTimeout"), 400, True, "HTTP 400 RequestTimeout"),
         (_error(b"400 Bad Request", b"InvalidArgument"), 400, False, "HTTP 400 InvalidArgument"),
+        (_error(b"301 Moved Permanently", b"PermanentRedirect"), 301, False, "check the region (--region"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", -1, True, "truncated at 5 of 100"),
         (b"garbage\r\n\r\n", -1, True, "not an HTTP/1.x response"),
     ],
