@@ -35,7 +35,7 @@ from ._dvcfiles import (
     write_text_atomic,
     write_tree,
 )
-from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests and share.py import it from here
+from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests import it from here
 from ._dvcfiles import tree_oid as tree_oid
 from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
 from .manifest import Manifest
@@ -43,10 +43,6 @@ from .manifest import Manifest
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-
-# share.py imports these two by their old names from here
-_gitignore = add_to_gitignore
-_write_text = write_text_atomic
 
 
 # ---------------------------------------------------------------------------------------------- hashing

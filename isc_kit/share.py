@@ -21,10 +21,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ._dvcfiles import (
+    HASH_NAME,
+    add_to_gitignore,
+    dvcfile_text,
+    find_repo,
+    tree_bytes,
+    tree_oid,
+    write_text_atomic,
+    write_tree,
+)
 from .catalog import aws_region
 from .errors import ConfigError, IscKitError
 from .manifest import Manifest
-from .pin import HASH_NAME, _gitignore, _write_text, dvcfile_text, find_repo, tree_bytes, tree_oid, write_tree
 from .source import Source, resolve_source, translate_error
 
 logger = logging.getLogger(__name__)
@@ -151,8 +160,8 @@ def share(
         raise _remote_error(err, remote) from err
     write_tree(repo, entries)
     dvcfile = target.with_name(target.name + ".dvc")
-    _write_text(dvcfile, dvcfile_text(target.name, result.oid, result.bytes, len(entries)))
-    _gitignore(target)
+    write_text_atomic(dvcfile, dvcfile_text(target.name, result.oid, result.bytes, len(entries)))
+    add_to_gitignore(target)
     result.dvcfile = str(dvcfile)
     result.seconds = time.perf_counter() - started
     logger.info(
