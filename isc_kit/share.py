@@ -1,9 +1,10 @@
 """Pin a selection straight into a team's S3 DVC remote, with no bytes through the client.
 
 Each image is copied server-side (``CopyObject``) from the public bucket to
-``<remote>/files/md5/<2 hex>/<30 hex>``, the layout ``dvc push`` writes. A copy is accepted only
-when the ETag S3 returns equals the manifest MD5 (a single-part ETag is the MD5 of the bytes);
-a multipart ETag is checked by downloading and hashing the object; a mismatch deletes the copy.
+``<remote>/files/md5/<2 hex>/<30 hex>``, the layout ``dvc push`` writes. A copy is accepted when
+the ETag S3 returns equals the manifest MD5; any other ETag (a multipart ``<hex>-N``, or the
+opaque ETag of an SSE-KMS/SSE-C remote) is checked by downloading and hashing the copy. A copy
+whose bytes contradict the manifest, or that could not be read back, is deleted and reported.
 Then the ``.dir`` object is uploaded and ``PATH.dvc`` written, so a fresh clone's ``dvc pull``
 gets exactly the verified bytes.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from .source import Source, resolve_source, translate_error
 
 logger = logging.getLogger(__name__)
 
-_SINGLE_PART = re.compile(r"[0-9a-f]{32}")
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -175,36 +175,65 @@ def share(
 
 
 def _copy_one(client: Any, source: Source, key: str, remote: Remote, md5: str) -> str:
-    """``copied``, ``present``, ``hashed`` (multipart ETag, verified by download) or a failure reason."""
-    from botocore.exceptions import ClientError
+    """``copied``, ``present``, ``hashed`` (ETag not an MD5, verified by download) or a failure reason."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     dst = remote.key(md5)
+    where = f"s3://{remote.bucket}/{dst}"
     try:
         head = client.head_object(Bucket=remote.bucket, Key=dst)
-        if head["ETag"].strip('"') == md5:
+        if head["ETag"].strip('"').lower() == md5:
             return "present"
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
             return f"remote: {err}"
+    except BotoCoreError as err:
+        return f"remote: {err}; check the remote's endpoint and network"
     try:
         reply = client.copy_object(
             Bucket=remote.bucket, Key=dst, CopySource={"Bucket": source.bucket_name, "Key": key}
         )
-    except ClientError as err:
+    except (BotoCoreError, ClientError) as err:
         return f"copy from s3://{source.bucket_name}/{key} failed: {err}"
     etag = reply.get("CopyObjectResult", {}).get("ETag", "").strip('"').lower()
     if etag == md5:
         return "copied"
-    if not _SINGLE_PART.fullmatch(etag):
-        body = client.get_object(Bucket=remote.bucket, Key=dst)["Body"]
-        digest = hashlib.md5()
-        for chunk in iter(lambda: body.read(1 << 20), b""):
+    # a multipart copy (<hex>-N) or an SSE-KMS/SSE-C remote: the ETag is not the MD5 of the bytes
+    logger.debug("ETag %s of %s is not the manifest's md5 %s; downloading it to hash", etag, where, md5)
+    try:
+        actual = _md5_of_object(client, remote.bucket, dst)
+    except (BotoCoreError, ClientError) as err:
+        deleted = _delete(client, remote.bucket, dst)
+        return (
+            f"could not read back the copy {where} to check its md5 (its ETag {etag} is not the md5): {err}; "
+            f"{deleted}; check the remote's endpoint, network and read access, then rerun"
+        )
+    if actual == md5:
+        return "hashed"
+    return f"md5 of the copy is {actual}, manifest says {md5}; {_delete(client, remote.bucket, dst)}"
+
+
+def _md5_of_object(client: Any, bucket: str, key: str) -> str:
+    """MD5 of an object's bytes, read in 1 MB chunks."""
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    digest = hashlib.md5()
+    try:
+        for chunk in iter(lambda: body.read(_CHUNK), b""):
             digest.update(chunk)
-        if digest.hexdigest() == md5:
-            return "hashed"
-        etag = digest.hexdigest()
-    client.delete_object(Bucket=remote.bucket, Key=dst)
-    return f"md5 of the copy is {etag}, manifest says {md5}; the copy was deleted"
+    finally:
+        body.close()
+    return digest.hexdigest()
+
+
+def _delete(client: Any, bucket: str, key: str) -> str:
+    """Delete an unverified copy; what happened, as the end of a failure reason."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.delete_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as err:
+        return f"deleting the copy failed ({err}): rerun, or delete s3://{bucket}/{key}"
+    return "the copy was deleted"
 
 
 def _remote_error(err: BaseException, remote: Remote) -> IscKitError:

@@ -159,25 +159,35 @@ def one_entry_manifest(bucket: str, md5: str, size: int):
     return Manifest("query", bucket, "all/query_images/", table)
 
 
-class CopyKeepsSourceETag(FaultProxy):
-    """Pass-through proxy to the embedded S3 whose CopyObject answers carry the source's ETag.
+class CopyETagProxy(FaultProxy):
+    """Pass-through proxy to the embedded S3 that rewrites the ETag of CopyObject answers, and can fault GETs.
 
-    Some S3-compatible servers keep a multipart source's ETag on the copy (AWS and moto give the copy the
-    MD5 of its bytes); everything else, the copy itself included, is the real server's doing.
+    ``etag`` is put on every copy: a fixed value (some S3-compatible servers keep a multipart source's ETag
+    on the copy; AWS and moto give it the MD5 of its bytes), or with ``None`` a fresh random 32-hex value per
+    copy, as AWS answers for an SSE-KMS or SSE-C bucket. ``fault_gets`` maps ``bucket/key`` to the fault (see
+    faultproxy) every GET of it gets. Everything else, the copy itself included, is the real server's doing.
     """
 
-    def __init__(self, upstream: str, etag: str) -> None:
+    def __init__(self, upstream: str, etag: str | None, *, fault_gets: dict[str, str] | None = None) -> None:
         super().__init__(upstream, FaultMix())
-        self.etag = etag.encode()
-        self.rewritten = 0
+        self.etag = etag
+        self.fault_gets = fault_gets or {}
+        self.rewritten: list[str] = []
+        self._rng = random.Random(0)
+
+    def decide(self, method: str, path: str) -> tuple[str, random.Random]:
+        fault, rng = super().decide(method, path)
+        key = path.split("?", 1)[0].lstrip("/")  # path-style: /bucket/key
+        return (self.fault_gets.get(key, "") if method == "GET" else fault), rng
 
     async def _forward(self, method: str, path: str, headers: list[str], body: bytes) -> tuple[bytes, bytes]:
         head, answer = await super()._forward(method, path, headers, body)
         if method == "PUT" and any(h.lower().startswith("x-amz-copy-source:") for h in headers):
-            answer, n = re.subn(rb'<ETag>"[^"<]*"</ETag>', b'<ETag>"%s"</ETag>' % self.etag, answer)
-            self.rewritten += n
+            etag = self.etag or f"{self._rng.getrandbits(128):032x}"
+            answer, n = re.subn(rb'<ETag>"[^"<]*"</ETag>', b'<ETag>"%s"</ETag>' % etag.encode(), answer)
+            self.rewritten += [etag] * n
             head = re.sub(rb"(?im)^content-length: *\d+", b"Content-Length: %d" % len(answer), head)
-            head = re.sub(rb'(?im)^etag: *"[^"]*"', b'ETag: "%s"' % self.etag, head)
+            head = re.sub(rb'(?im)^etag: *"[^"]*"', b'ETag: "%s"' % etag.encode(), head)
         return head, answer
 
 
@@ -205,14 +215,14 @@ def test_share_verifies_a_multipart_object_by_its_bytes(
     assert not etag.startswith(md5)
     team = make_bucket({})
     (tmp_path / ".dvc").mkdir()
-    with CopyKeepsSourceETag(s3_endpoint, etag) as proxy:
+    with CopyETagProxy(s3_endpoint, etag) as proxy:
         result = share(
             one_entry_manifest(bucket, md5, len(data)),
             tmp_path / "q",
             Remote.from_url(f"s3://{team}/store", endpoint_url=proxy.url if keeps_etag else s3_endpoint),
             source=Source(bucket=bucket, endpoint_url=s3_endpoint),
         )
-    assert proxy.rewritten == (1 if keeps_etag else 0)
+    assert proxy.rewritten == ([etag] if keeps_etag else [])
     assert result.ok, result.failed
     assert (result.copied, result.hashed, result.present) == (1, 1 if keeps_etag else 0, 0)
     key = f"store/files/md5/{md5[:2]}/{md5[2:]}"
@@ -236,14 +246,14 @@ def test_share_deletes_a_multipart_copy_whose_bytes_contradict_the_manifest(
     claimed = hashlib.md5(b"the publisher's original").hexdigest()
     team = make_bucket({})
     (tmp_path / ".dvc").mkdir()
-    with CopyKeepsSourceETag(s3_endpoint, etag) as proxy:
+    with CopyETagProxy(s3_endpoint, etag) as proxy:
         result = share(
             one_entry_manifest(bucket, claimed, len(data)),
             tmp_path / "q",
             Remote.from_url(f"s3://{team}/store", endpoint_url=proxy.url if keeps_etag else s3_endpoint),
             source=Source(bucket=bucket, endpoint_url=s3_endpoint),
         )
-    assert proxy.rewritten == (1 if keeps_etag else 0)
+    assert proxy.rewritten == ([etag] if keeps_etag else [])
     assert not result.ok
     assert result.failed == [
         ("Q00000.jpg", f"md5 of the copy is {actual}, manifest says {claimed}; the copy was deleted")
@@ -251,3 +261,123 @@ def test_share_deletes_a_multipart_copy_whose_bytes_contradict_the_manifest(
     assert (result.copied, result.hashed) == (0, 0)
     assert remote_keys(boto_client, team) == [], "the unverified copy was deleted"
     assert not (tmp_path / "q.dvc").exists()
+
+
+# ---------------------------------------------------------------------------------------------- opaque ETags
+
+IMAGES = {f"Q{i:05d}.jpg": f"image {i} bytes".encode() * (i + 1) for i in range(4)}
+
+
+def manifest_of(bucket: str, md5s: dict[str, str]):
+    """A query manifest of ``{relpath: md5}`` under all/query_images/ in ``bucket``."""
+    import pandas as pd
+
+    from isc_kit.manifest import STRING, Manifest
+
+    rels = sorted(md5s)
+    table = pd.DataFrame(
+        {
+            "image_id": pd.array([r.removesuffix(".jpg") for r in rels], dtype=STRING),
+            "relpath": pd.array(rels, dtype=STRING),
+            "md5": pd.array([md5s[r] for r in rels], dtype=STRING),
+            "size": pd.array([len(IMAGES[r]) for r in rels], dtype="Int64"),
+        }
+    )
+    return Manifest("query", bucket, "all/query_images/", table)
+
+
+def md5_key(md5: str) -> str:
+    return f"store/files/md5/{md5[:2]}/{md5[2:]}"
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["all-good", "one-contradicts"])
+def test_share_hashes_copies_whose_etag_is_not_their_md5(
+    tmp_path: Path, s3_endpoint: str, make_bucket, boto_client, tampered: bool, caplog
+) -> None:
+    """An SSE-KMS/SSE-C remote gives each copy a random 32-hex ETag: good bytes are hashed and kept,
+    bytes that contradict the manifest are deleted and reported."""
+    bucket = make_bucket({f"all/query_images/{r}": b for r, b in IMAGES.items()})
+    md5s = {r: hashlib.md5(b).hexdigest() for r, b in IMAGES.items()}
+    if tampered:
+        md5s["Q00002.jpg"] = hashlib.md5(b"the publisher's original").hexdigest()
+    team = make_bucket({})
+    (tmp_path / ".dvc").mkdir()
+    with caplog.at_level("DEBUG", logger="isc_kit.share"), CopyETagProxy(s3_endpoint, None) as proxy:
+        result = share(
+            manifest_of(bucket, md5s),
+            tmp_path / "q",
+            Remote.from_url(f"s3://{team}/store", endpoint_url=proxy.url),
+            source=Source(bucket=bucket, endpoint_url=s3_endpoint),
+            jobs=2,
+        )
+    assert len(proxy.rewritten) == 4
+    assert all(re.fullmatch("[0-9a-f]{32}", etag) for etag in proxy.rewritten)
+    assert not set(proxy.rewritten) & set(md5s.values()), "no rewritten ETag is an MD5 of the bytes"
+    good = {r: m for r, m in md5s.items() if r != "Q00002.jpg" or not tampered}
+    assert sorted(remote_keys(boto_client, team)) == sorted(
+        [md5_key(m) for m in good.values()] + ([] if tampered else [md5_key(result.oid)])
+    )
+    for rel, md5 in good.items():
+        assert boto_client.get_object(Bucket=team, Key=md5_key(md5))["Body"].read() == IMAGES[rel]
+    assert (result.copied, result.hashed, result.present) == (len(good), len(good), 0)
+    assert sum("is not the manifest's md5" in r.getMessage() for r in caplog.records) == 4, (
+        "one debug line per copy"
+    )
+    if tampered:
+        actual, claimed = hashlib.md5(IMAGES["Q00002.jpg"]).hexdigest(), md5s["Q00002.jpg"]
+        assert result.failed == [
+            ("Q00002.jpg", f"md5 of the copy is {actual}, manifest says {claimed}; the copy was deleted")
+        ]
+        assert not (tmp_path / "q.dvc").exists()
+    else:
+        assert result.ok, result.failed
+        assert f"md5: {result.oid}" in (tmp_path / "q.dvc").read_text()
+
+
+@pytest.mark.parametrize("fault", ["error500", "reset", "truncate"])
+def test_share_reports_a_copy_it_cannot_read_back_and_shares_the_others(
+    tmp_path: Path, s3_endpoint: str, make_bucket, boto_client, fault: str
+) -> None:
+    """The check-download of one copy fails (500, reset, body cut halfway): that object alone fails with
+    a one-line reason and its unchecked copy is deleted; the others are shared; the CLI exits 1; a rerun
+    without the fault completes."""
+    bucket = make_bucket({f"all/query_images/{r}": b for r, b in IMAGES.items()})
+    md5s = {r: hashlib.md5(b).hexdigest() for r, b in IMAGES.items()}
+    team = make_bucket({})
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    write_pinned(manifest_of(bucket, md5s), repo / "q.pinned")
+    bad = md5_key(md5s["Q00001.jpg"])
+
+    def cli(endpoint: str) -> tuple[int, dict]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "isc_kit", "share", "q.pinned", "data/q", "--json", "--jobs", "2",
+             "--remote", f"s3://{team}/store", "--remote-endpoint-url", endpoint],
+            cwd=repo, env=env_for(s3_endpoint), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.stdout, proc.stderr
+        return proc.returncode, json.loads(proc.stdout)
+
+    multipart = hashlib.md5(b"parts").hexdigest() + "-2"  # a multipart ETag on every copy
+    with CopyETagProxy(s3_endpoint, multipart, fault_gets={f"{team}/{bad}": fault}) as proxy:
+        code, out = cli(proxy.url)
+    assert proxy.injected[fault] >= 1, "the fault was injected"
+    assert code == 1
+    [failure] = out["failed"]
+    assert failure["relpath"] == "Q00001.jpg"
+    reason = failure["reason"]
+    assert "\n" not in reason
+    assert reason.startswith(f"could not read back the copy s3://{team}/{bad} to check its md5")
+    assert "the copy was deleted; check the remote's endpoint, network and read access, then rerun" in reason
+    assert (out["copied"], out["hashed"], out["present"]) == (3, 3, 0)
+    others = sorted(md5_key(m) for r, m in md5s.items() if r != "Q00001.jpg")
+    assert sorted(remote_keys(boto_client, team)) == others, (
+        "the others are shared, the unchecked copy deleted"
+    )
+    assert not (repo / "data" / "q.dvc").exists()
+
+    with CopyETagProxy(s3_endpoint, multipart) as proxy:
+        code, out = cli(proxy.url)
+    assert code == 0, out
+    assert (out["copied"], out["hashed"], out["present"]) == (1, 1, 3)
+    assert (repo / "data" / "q.dvc").is_file()
