@@ -1,4 +1,4 @@
-"""Pin a selection straight into a team's S3 DVC remote, with no bytes through the client.
+"""Pin a selection straight into a team's S3 DVC remote by server-side copies, checked against the manifest.
 
 Each image is copied server-side (``CopyObject``) from the public bucket to
 ``<remote>/files/md5/<2 hex>/<30 hex>``, the layout ``dvc push`` writes. A copy is accepted when
