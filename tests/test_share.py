@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faultproxy import FaultMix, FaultProxy
@@ -204,16 +205,11 @@ def remote_keys(boto_client, bucket: str) -> list[str]:
     return [o["Key"] for o in boto_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-@pytest.mark.parametrize("keeps_etag", [False, True], ids=["copy-gets-md5-etag", "copy-keeps-multipart-etag"])
-def test_share_verifies_a_multipart_object_by_its_bytes(
-    tmp_path: Path, s3_endpoint: str, make_bucket, boto_client, multipart_source, keeps_etag: bool
-) -> None:
-    """A multipart source is copied and kept only as the exact bytes; with a multipart ETag on the copy,
-    share downloads and hashes it (``hashed``) before writing the .dvc."""
-    bucket, data, etag = multipart_source
-    md5 = hashlib.md5(data).hexdigest()
-    assert not etag.startswith(md5)
-    team = make_bucket({})
+def share_multipart(
+    tmp_path: Path, s3_endpoint: str, team: str, source: tuple[str, bytes, str], md5: str, keeps_etag: bool
+) -> tuple[Any, list[str]]:
+    """Share the one multipart object under ``md5``; with ``keeps_etag`` the copy keeps its multipart ETag."""
+    bucket, data, etag = source
     (tmp_path / ".dvc").mkdir()
     with CopyETagProxy(s3_endpoint, etag) as proxy:
         result = share(
@@ -222,7 +218,21 @@ def test_share_verifies_a_multipart_object_by_its_bytes(
             Remote.from_url(f"s3://{team}/store", endpoint_url=proxy.url if keeps_etag else s3_endpoint),
             source=Source(bucket=bucket, endpoint_url=s3_endpoint),
         )
-    assert proxy.rewritten == ([etag] if keeps_etag else [])
+    return result, proxy.rewritten
+
+
+@pytest.mark.parametrize("keeps_etag", [False, True], ids=["copy-gets-md5-etag", "copy-keeps-multipart-etag"])
+def test_share_verifies_a_multipart_object_by_its_bytes(
+    tmp_path: Path, s3_endpoint: str, make_bucket, boto_client, multipart_source, keeps_etag: bool
+) -> None:
+    """A multipart source is copied and kept only as the exact bytes; with a multipart ETag on the copy,
+    share downloads and hashes it (``hashed``) before writing the .dvc."""
+    _, data, etag = multipart_source
+    md5 = hashlib.md5(data).hexdigest()
+    assert not etag.startswith(md5)
+    team = make_bucket({})
+    result, rewritten = share_multipart(tmp_path, s3_endpoint, team, multipart_source, md5, keeps_etag)
+    assert rewritten == ([etag] if keeps_etag else [])
     assert result.ok, result.failed
     assert (result.copied, result.hashed, result.present) == (1, 1 if keeps_etag else 0, 0)
     key = f"store/files/md5/{md5[:2]}/{md5[2:]}"
@@ -241,19 +251,12 @@ def test_share_deletes_a_multipart_copy_whose_bytes_contradict_the_manifest(
     tmp_path: Path, s3_endpoint: str, make_bucket, boto_client, multipart_source, keeps_etag: bool
 ) -> None:
     """The manifest's MD5 is not the bytes': the copy is deleted, the reason names the bytes' MD5, no .dvc."""
-    bucket, data, etag = multipart_source
+    _, data, etag = multipart_source
     actual = hashlib.md5(data).hexdigest()
     claimed = hashlib.md5(b"the publisher's original").hexdigest()
     team = make_bucket({})
-    (tmp_path / ".dvc").mkdir()
-    with CopyETagProxy(s3_endpoint, etag) as proxy:
-        result = share(
-            one_entry_manifest(bucket, claimed, len(data)),
-            tmp_path / "q",
-            Remote.from_url(f"s3://{team}/store", endpoint_url=proxy.url if keeps_etag else s3_endpoint),
-            source=Source(bucket=bucket, endpoint_url=s3_endpoint),
-        )
-    assert proxy.rewritten == ([etag] if keeps_etag else [])
+    result, rewritten = share_multipart(tmp_path, s3_endpoint, team, multipart_source, claimed, keeps_etag)
+    assert rewritten == ([etag] if keeps_etag else [])
     assert not result.ok
     assert result.failed == [
         ("Q00000.jpg", f"md5 of the copy is {actual}, manifest says {claimed}; the copy was deleted")
