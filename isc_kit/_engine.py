@@ -57,7 +57,6 @@ class Engine:
     on_bytes: Callable[[int], None] | None = None
     on_file: Callable[[bool], None] | None = None
     tally: Tally = field(default_factory=Tally)
-    pool: Any = None  # a ThreadPoolExecutor for finishing streamed bodies; None = in the event loop
     writer: BodyWriter | None = None  # hashes, writes and places in-memory bodies in batches
     abort_after: int = 32  # objects failing to connect in a row, with no success yet, stop the run
     _down_streak: int = 0
@@ -188,10 +187,7 @@ class Engine:
                 if self.on_bytes is not None:
                     self.on_bytes(n)
                 return n
-            if sink.streaming or self.pool is None:
-                actual, st = sink.finish()
-            else:  # hash + write off the event loop: hashlib and os.write release the GIL
-                actual, st = await asyncio.get_running_loop().run_in_executor(self.pool, sink.finish)
+            actual, st = sink.finish()  # a streamed body (already on disk) or no writer: close and hash here
             if md5 is not None and actual != md5:
                 raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
             os.replace(sink.tmp, full)
