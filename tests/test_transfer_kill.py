@@ -44,25 +44,22 @@ def _kill_when(proc: subprocess.Popen[bytes], dest: Path, *, finals: int, temp: 
     proc.wait(timeout=30)
 
 
+def _start_fetch(pinned: Path, dest: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        fetch_cmd(pinned, dest, jobs=1), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("finals", "temp"),
-    [(1, False), (10, False), (25, False)],
-    ids=["after-1", "after-10", "after-25"],
-)
+@pytest.mark.parametrize("finals", [1, 10, 25], ids=["after-1", "after-10", "after-25"])
 def test_kill_9_leaves_only_verified_files_and_rerun_completes(
-    s3_env: str, tiny_root: Path, pinned: Path, tmp_path: Path, finals: int, temp: bool
+    s3_env: str, tiny_root: Path, pinned: Path, tmp_path: Path, finals: int
 ) -> None:
     # Small bodies are checked in memory and exist as a part file only for the microseconds of one
     # write + rename; killing inside a part file's life is the large-object test below (and the matrix).
     dest = tmp_path / "ref"
-    proc = subprocess.Popen(
-        fetch_cmd(pinned, dest, jobs=1),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _kill_when(proc, dest, finals=finals, temp=temp)
+    proc = _start_fetch(pinned, dest)
+    _kill_when(proc, dest, finals=finals, temp=False)
     assert proc.returncode == -signal.SIGKILL, "the fetch finished before it could be killed"
 
     expected = expected_md5s(tiny_root)
@@ -94,12 +91,7 @@ def test_kill_9_while_a_large_object_streams_to_its_part_file(
     pinned = tmp_path / "big.pinned"
     write_pinned(m, pinned)
     dest = tmp_path / "big"
-    proc = subprocess.Popen(
-        fetch_cmd(pinned, dest, jobs=1),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _start_fetch(pinned, dest)
     _kill_when(proc, dest, finals=0, temp=True)
     assert proc.returncode == -signal.SIGKILL, "the fetch finished before it could be killed"
     finals = [p for p in dest.iterdir() if ".isc-part-" not in p.name]
