@@ -16,8 +16,8 @@ _EXPORTS = {
     "Source": "source",
     "resolve_source": "source",
     "Manifest": "manifest",
-    "read_metadata": "manifest",
-    "manifest_from_listing": "manifest",
+    "read_metadata": "metadata",
+    "manifest_from_listing": "metadata",
     "load_pinned": "manifest",
     "write_pinned": "manifest",
     "Selection": "select",
@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     from .errors import IscKitError
     from .evaluate import evaluate
     from .groundtruth import load_ground_truth
-    from .manifest import Manifest, load_pinned, manifest_from_listing, read_metadata, write_pinned
+    from .manifest import Manifest, load_pinned, write_pinned
+    from .metadata import manifest_from_listing, read_metadata
     from .pin import pin
     from .s3server import EmbeddedS3
     from .select import Selection, select

@@ -23,7 +23,7 @@ from .errors import InputFileError, Problem
 from .source import Source, translate_error
 
 
-def read_bytes(path: str | os.PathLike[str], fs: Any = None) -> bytes:
+def read_bytes(path: str | os.PathLike[str], fs: Any = None, *, source: Source | None = None) -> bytes:
     text = str(path)
     try:
         if fs is not None:
@@ -39,7 +39,7 @@ def read_bytes(path: str | os.PathLike[str], fs: Any = None) -> bytes:
         raise InputFileError(text, [Problem(0, "", text, "is a folder, not a CSV file")]) from None
     except FileNotFoundError as err:
         if "://" in text:
-            raise translate_error(err, text, Source()) from err
+            raise translate_error(err, text, source or Source()) from err
         raise InputFileError(
             text,
             [Problem(0, "", text, "no such file")],

@@ -152,6 +152,14 @@ def bucket_for_region(bucket: str, region: str) -> str:
     return base_bucket(bucket) + suffix
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
+def valid_bucket_name(bucket: str) -> bool:
+    """Whether ``bucket`` is a syntactically valid S3 bucket name."""
+    return _BUCKET_NAME.fullmatch(bucket) is not None
+
+
 def base_bucket(bucket: str) -> str:
     """The bucket name without a regional suffix."""
     for suffix, _ in REGIONS.values():

@@ -22,6 +22,10 @@ class ConfigError(IscKitError, ValueError):
     exit_code = 2
 
 
+class EmptySelectionError(ConfigError):
+    """A selection matched nothing where that would empty a set (or delete what a folder holds)."""
+
+
 class UnknownSetError(ConfigError, KeyError):
     """A set name that the catalog does not know."""
 

@@ -18,12 +18,9 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from ._dvcfiles import (
     CACHE_MODE,
@@ -38,6 +35,7 @@ from ._dvcfiles import (
 from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests import it from here
 from ._dvcfiles import tree_oid as tree_oid
 from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
+from .local import MISSING, UNCHECKED, UNVERIFIED, VERIFIED, Destination, compare
 from .manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -80,11 +78,13 @@ class PinPlan:
     missing: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, str, str]] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # not listed, or not a regular file (never followed)
+    writing: list[str] = field(default_factory=list)  # part files of a live fetch
+    hashed: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unverified or self.mismatched or self.extra)
+        return not (self.missing or self.unverified or self.mismatched or self.extra or self.writing)
 
     def raise_if_blocked(self, manifest_path: str = "manifest") -> None:
         """One clear error naming the first problem of each kind and what to run."""
@@ -93,6 +93,11 @@ class PinPlan:
             rel, expected, actual = self.mismatched[0]
             raise ChecksumMismatchError(
                 f"{where}/{rel}", expected, actual, action=f"nothing was pinned ({len(self.mismatched)} bad)"
+            )
+        if self.writing:
+            raise DvcError(
+                f"{where} is being written by a running fetch ({self.writing[0]} and {len(self.writing) - 1} more part "
+                "files); wait for it to finish, then pin again"
             )
         problems: list[Problem] = []
         hint = ""
@@ -106,7 +111,8 @@ class PinPlan:
             )
         if self.extra:
             problems += [
-                Problem(0, "relpath", r, "in the folder but not in the manifest") for r in self.extra
+                Problem(0, "relpath", r, "in the folder but not in the manifest, or not a regular file")
+                for r in self.extra
             ]
             hint = hint or f"remove them, or `isc-kit fetch --prune {manifest_path} {where}`"
         if problems:
@@ -120,67 +126,31 @@ def plan_pin(
     hash_unverified: bool = False,
     jobs: int | None = None,
 ) -> PinPlan:
-    """Check ``path`` against ``manifest``: every file present, verified (or hashed), nothing extra."""
-    from .records import load_verified, verified_md5
-
+    """Check ``path`` against ``manifest``: every file present, verified (or hashed), nothing else there."""
     root = Path(path)
     plan = PinPlan(root)
     if not root.is_dir():
-        plan.missing = list(manifest.table["relpath"])
+        plan.missing = list(manifest.relpaths)
         return plan
-    records = load_verified(root)
-    md5s = [None if isinstance(m, type(pd.NA)) else m for m in manifest.table["md5"]]
-    expected: dict[str, str | None] = dict(zip(manifest.table["relpath"], md5s, strict=True))
-    to_hash: list[tuple[str, int]] = []
-    base = str(root) + os.sep
-    for rel, want in expected.items():
-        try:
-            st = os.stat(base + rel)
-        except FileNotFoundError:
-            plan.missing.append(rel)
-            continue
-        got = verified_md5(root, rel, st, records=records)
-        if got is not None and want is not None and got == want:
-            plan.entries.append(PinEntry(rel, got, st.st_size))
-        elif hash_unverified:
-            to_hash.append((rel, st.st_size))
+    dest = Destination(root)
+    local = compare(manifest, dest, hash_unknown=hash_unverified, jobs=jobs)
+    dest.remove_temps(local.temps, locked=False)
+    rels, md5s, sizes = manifest.relpaths, manifest.md5s, local.local_sizes
+    for row, state in enumerate(local.status):
+        if state == VERIFIED:
+            plan.entries.append(PinEntry(rels[row], md5s[row], sizes[row]))
+        elif state == MISSING:
+            plan.missing.append(rels[row])
+        elif state == UNCHECKED or (state == UNVERIFIED and not hash_unverified):
+            plan.unverified.append(rels[row])
+        elif state == UNVERIFIED:  # no md5 to check against: pin what it is, hashed now
+            plan.entries.append(PinEntry(rels[row], file_md5(dest.path(rels[row])), sizes[row], hashed=True))
         else:
-            plan.unverified.append(rel)
-    if to_hash:
-        plan.entries += _hash_all(root, to_hash, expected, plan, jobs)
-    plan.extra = sorted(set(_walk(root)) - expected.keys())
-    plan.entries.sort(key=lambda e: e.relpath)
+            plan.mismatched.append((rels[row], md5s[row], local.actual_md5.get(row) or local.reason(row)))
+    plan.hashed = local.hashed
+    plan.extra = sorted(local.extra + local.others)
+    plan.writing = [t for t in local.temps if os.path.lexists(dest.path(t))]
     return plan
-
-
-def _hash_all(
-    root: Path, items: list[tuple[str, int]], expected: dict[str, Any], plan: PinPlan, jobs: int | None
-) -> list[PinEntry]:
-    logger.info("hashing %d unverified files in %s", len(items), root)
-    with ThreadPoolExecutor(max_workers=jobs or min(8, os.cpu_count() or 1)) as pool:
-        md5s = list(pool.map(lambda item: file_md5(root / item[0]), items))
-    out = []
-    for (rel, size), got in zip(items, md5s, strict=True):
-        want = expected[rel]
-        if isinstance(want, str) and want != got:
-            plan.mismatched.append((rel, want, got))
-        else:
-            out.append(PinEntry(rel, got, size, hashed=True))
-    return out
-
-
-def _walk(root: Path) -> Iterable[str]:
-    """Relative POSIX paths of every file below ``root``."""
-    stack = [""]
-    while stack:
-        prefix = stack.pop()
-        with os.scandir(root / prefix if prefix else root) as it:
-            for entry in it:
-                rel = f"{prefix}/{entry.name}" if prefix else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(rel)
-                else:
-                    yield rel
 
 
 # ---------------------------------------------------------------------------------------------- act
@@ -237,7 +207,7 @@ def pin(
         bytes=size,
         linked=linked,
         already_cached=cached,
-        hashed=sum(e.hashed for e in plan.entries),
+        hashed=plan.hashed + sum(e.hashed for e in plan.entries),
         seconds=time.perf_counter() - start,
     )
     logger.info(
@@ -268,7 +238,7 @@ def link_entries(
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
         try:
-            os.link(base + e.relpath, dst)
+            os.link(base + e.relpath, dst, follow_symlinks=False)
         except FileExistsError:
             cached += 1
         except OSError as err:
@@ -300,9 +270,10 @@ def split_shards(manifest: Manifest, size: int) -> dict[str, Manifest]:
     """The manifest cut into fixed id ranges of ``size`` ids (empty ranges left out)."""
     if size < 1:
         raise DvcError(f"shard size must be 1 or more, not {size}")
-    numbers = pd.Series([int(i[1:]) for i in manifest.table["image_id"]], dtype="int64")
-    names = [shard_name(manifest, n, size) for n in numbers]
-    return {name: manifest.subset([x == name for x in names]) for name in dict.fromkeys(names)}
+    rows: dict[str, list[int]] = {}
+    for row, image_id in enumerate(manifest.ids):
+        rows.setdefault(shard_name(manifest, int(image_id[1:]), size), []).append(row)
+    return {name: manifest.take(part) for name, part in rows.items()}
 
 
 def pin_shards(
@@ -319,24 +290,25 @@ def pin_shards(
     Files fetched flat into ``PATH`` are first moved (renamed, same filesystem) into their shard
     folder, carrying their verified records along; every shard is planned before any is pinned.
     """
-    from .records import RecordWriter, load_verified
+    from .records import iter_entries
 
     root = Path(os.path.abspath(path))
     find_repo(root)
     shards = split_shards(manifest, size)
-    flat = load_verified(root) if root.is_dir() else {}
+    wanted = set(manifest.relpaths)
+    flat = {rel: (s, m, h) for rel, s, m, h in iter_entries(Destination(root).record_path) if rel in wanted}
     for name, part in shards.items():
         dest = root / name
         moved = []
-        for rel in part.table["relpath"]:
+        for rel in part.relpaths:
             src = root / rel
-            if src.is_file() and not (dest / rel).exists():
+            if src.is_file() and not src.is_symlink() and not (dest / rel).exists():
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.rename(src, dest / rel)
+                os.rename(src, dest / rel)  # same file system: mtime and bytes stay, so the record line does
                 if rel in flat:
                     moved.append((rel, *flat[rel]))
         if moved:
-            with RecordWriter(dest) as writer:
+            with Destination(dest).record_writer() as writer:
                 writer.add_many(moved)
             logger.info("moved %d files into shard %s", len(moved), name)
     plans = {

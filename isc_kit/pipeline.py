@@ -3,8 +3,9 @@
 ``dvc.yaml`` runs two stages per set (``foreach`` over ``sets``): ``manifest@<set>`` turns the
 publisher CSV and the set's parameters into ``manifests/<set>.pinned`` (committed to git), and
 ``fetch@<set>`` makes ``data/<set>`` hold exactly that selection, MD5-verified, and writes
-``metrics/<set>.json``. A set's parameters translate one to one into ``isc-kit manifest`` flags
-(:func:`manifest_argv`), so the pipeline and the CLI select exactly the same images.
+``metrics/<set>.json``. A set's parameters become a :class:`~isc_kit.select.SetSpec`
+(:func:`set_spec`), built by :func:`isc_kit.select.build` exactly as ``isc-kit manifest`` builds
+the same flags.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import SETS
 from .config import load_params
 from .errors import ConfigError
 from .manifest import Manifest
 from .source import Source, resolve_source
+
+if TYPE_CHECKING:
+    from .select import SetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -134,71 +138,39 @@ def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
     return PipelineParams(source, sets, dict(gt))
 
 
-def manifest_argv(
-    params: PipelineParams, set_name: str, *, ground_truth_file: str | None = None
-) -> list[str]:
-    """The ``isc-kit manifest`` arguments (without ``-o``) that select what params.yaml asks for."""
+def set_spec(params: PipelineParams, set_name: str) -> SetSpec:
+    """The :class:`~isc_kit.select.SetSpec` of one set of params.yaml (what ``manifest@<set>`` builds)."""
+    from .select import GroundTruthSpec, Selection, SetSpec
+
     try:
         s = params.sets[set_name]
     except KeyError:
         raise ConfigError(
             f"params.yaml has no sets.{set_name}; add it or pick one of {', '.join(params.sets)}"
         ) from None
-    argv = [set_name, "--metadata", s.metadata, "--bucket", params.source.bucket]
-    if s.prefix:
-        argv += ["--prefix", s.prefix]
-    for kind, pattern in s.filters:
-        argv += [f"--{kind}", pattern]
-    for r in s.ids:
-        argv += ["--ids", r]
-    if s.id_file:
-        argv += ["--id-file", s.id_file]
-    if s.sample is not None:
-        argv += ["--sample", str(s.sample)]
     gt = params.ground_truth
+    truth = None
     if s.ground_truth:
-        argv += ["--ground-truth", ground_truth_file or gt["file"], "--gt-queries", str(gt["queries"])]
-        argv += ["--gt-distractors", str(gt.get("distractors", 0)), "--seed", str(gt.get("seed", s.seed))]
-    else:
-        argv += ["--seed", str(s.seed)]
-    return argv
-
-
-def local_copy(url: str, source: Source, folder: str | os.PathLike[str]) -> str:
-    """A local path for ``url``: itself when local, else a download (through ``source``'s endpoint) into ``folder``."""
-    if not url.startswith("s3://"):
-        return url
-    from .source import make_filesystem, translate_error
-
-    target = Path(folder) / Path(url).name
-    try:
-        make_filesystem(source).get(url, str(target))
-    except (OSError, ValueError) as err:
-        raise translate_error(err, url, source) from err
-    return str(target)
+        truth = GroundTruthSpec(
+            file=gt["file"],
+            queries=int(gt["queries"]),
+            distractors=int(gt.get("distractors", 0)),
+            seed=int(gt.get("seed", s.seed)),
+        )
+    selection = Selection(filters=s.filters, ranges=s.ids, id_file=s.id_file, sample=s.sample, seed=s.seed)
+    return SetSpec(set_name, metadata=s.metadata, prefix=s.prefix, selection=selection, ground_truth=truth)
 
 
 def set_metrics(manifest: Manifest, dest: str | os.PathLike[str]) -> dict[str, Any]:
     """Deterministic per-set figures for ``dvc metrics show``: files, bytes, verified share."""
-    from .records import load_verified
+    from .local import VERIFIED, compare
 
-    records = load_verified(dest)
-    root = Path(dest)
-    verified = 0
-    nbytes = 0
-    for rel, md5 in zip(manifest.table["relpath"], manifest.table["md5"], strict=True):
-        try:
-            st = os.stat(root / rel)
-        except FileNotFoundError:
-            continue
-        nbytes += st.st_size
-        entry = records.get(rel)
-        if entry == (st.st_size, st.st_mtime_ns, md5):
-            verified += 1
+    local = compare(manifest, dest)
     files = len(manifest)
+    verified = local.status.count(VERIFIED)
     return {
         "files": files,
-        "bytes": nbytes,
+        "bytes": sum(s for s in local.local_sizes if s > 0),
         "verified": verified,
         "verified_share": round(verified / files, 6) if files else 1.0,
     }
@@ -214,5 +186,6 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
 
 def timing_path(dest: str | os.PathLike[str]) -> Path:
     """Where the fetch stage leaves its (non-deterministic) timings: beside the folder, not in it."""
-    d = Path(os.path.abspath(dest))
-    return d.parent / ".isc-kit" / f"{d.name}.fetch.json"
+    from .local import Destination
+
+    return Destination(dest).timing_path

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from .catalog import ImageSet
 from .errors import ConfigError, InputFileError, Problem
 from .manifest import Manifest
+from .source import Source
 
 FilterKind = Literal["include", "exclude"]
 Filter = tuple[FilterKind, str]
@@ -256,25 +257,24 @@ class Selection:
 def select(manifest: Manifest, selection: Selection) -> Manifest:
     """Apply a selection to a manifest."""
     image_set = manifest.image_set
-    table = manifest.table
-    keep = np.ones(len(table), dtype=bool)
+    ids = manifest.ids.to_arrow()
+    keep = np.ones(len(manifest), dtype=bool)
     if selection.filters:
-        keep &= filter_mask(pa.array(table["relpath"]), selection.filters)
+        keep &= filter_mask(manifest.relpaths.to_arrow(), selection.filters)
     if selection.ranges:
-        keep &= range_mask(
-            pa.array(table["image_id"]), [parse_id_range(r, image_set) for r in selection.ranges]
-        )
+        keep &= range_mask(ids, [parse_id_range(r, image_set) for r in selection.ranges])
     wanted: list[str] = list(selection.ids)
     if selection.id_file:
         wanted += read_id_list(selection.id_file, image_set)
     if selection.id_file or selection.ids:
-        keep &= np.asarray(table["image_id"].isin(set(wanted)).to_numpy(dtype=bool, na_value=False))
-    result = manifest.subset(keep, selection.describe())
+        listed = pc.is_in(ids, value_set=pa.array(sorted(set(wanted)), pa.large_string()))
+        keep &= np.asarray(listed.to_numpy(zero_copy_only=False), dtype=bool)
     if selection.sample is not None:
-        result = result.subset(
-            sample_mask(pa.array(result.table["image_id"]), selection.sample, selection.seed)
-        )
-    return result
+        rows = np.flatnonzero(keep)
+        chosen = sample_mask(pc.take(ids, pa.array(rows)), selection.sample, selection.seed)
+        keep[:] = False
+        keep[rows[chosen]] = True
+    return manifest.take(np.flatnonzero(keep).tolist(), selection.describe())
 
 
 def ground_truth_subset(
@@ -302,3 +302,106 @@ def ground_truth_subset(
     pool = [r for r in reference_ids if r not in matched_refs]
     refs.update(sample_ids(pool, distractors, seed))
     return sorted(chosen_q), sorted(refs)
+
+
+# ---------------------------------------------------------------------------------------------- building a set
+
+
+@dataclass(frozen=True)
+class GroundTruthSpec:
+    """A pair-aware subset: ``queries`` seeded queries, their references, ``distractors`` more references."""
+
+    file: str
+    queries: int
+    distractors: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """Everything that names one set's selection: its input (metadata CSV, or a listing) and what to take."""
+
+    set_name: str
+    metadata: str | None = None  # local path or s3:// URL; None = list the bucket
+    prefix: str | None = None
+    selection: Selection = Selection()
+    ground_truth: GroundTruthSpec | None = None
+
+    def command(self, bucket: str | None = None) -> str:
+        """The equivalent ``isc-kit manifest`` command line, quoted for a POSIX shell."""
+        import shlex
+
+        argv = ["isc-kit", "manifest", self.set_name]
+        argv += ["--metadata", self.metadata] if self.metadata else ["--from-listing"]
+        if bucket:
+            argv += ["--bucket", bucket]
+        if self.prefix:
+            argv += ["--prefix", self.prefix]
+        sel = self.selection
+        for kind, pattern in sel.filters:
+            argv += [f"--{kind}", pattern]
+        for r in sel.ranges:
+            argv += ["--ids", r]
+        if sel.id_file:
+            argv += ["--id-file", sel.id_file]
+        if sel.sample is not None:
+            argv += ["--sample", str(sel.sample)]
+        gt = self.ground_truth
+        if gt is not None:
+            argv += [
+                "--ground-truth",
+                gt.file,
+                "--gt-queries",
+                str(gt.queries),
+                "--gt-distractors",
+                str(gt.distractors),
+            ]
+        argv += ["--seed", str(gt.seed if gt is not None else sel.seed)]
+        return shlex.join(argv)
+
+
+def build(spec: SetSpec, source: Source) -> Manifest:
+    """The manifest a set's spec names: read its input through ``source``, then select.
+
+    The one way a selection is made: ``isc-kit manifest``/``ls``, the pipeline's manifest stage
+    and the notebook sampler all call it.
+    """
+    from .metadata import manifest_from_listing, read_metadata
+
+    if spec.metadata is None:
+        within = listing_prefix(spec.selection.filters)
+        manifest = manifest_from_listing(source, spec.set_name, prefix=spec.prefix, within=within)
+    else:
+        manifest = read_metadata(spec.metadata, spec.set_name, source=source, prefix=spec.prefix)
+    result = select(manifest, spec.selection)
+    if spec.ground_truth is not None:
+        result = _ground_truth_subset(result, spec.ground_truth, source)
+    return result
+
+
+def _ground_truth_subset(manifest: Manifest, spec: GroundTruthSpec, source: Source) -> Manifest:
+    from .groundtruth import load_ground_truth
+
+    if manifest.set_name not in ("query", "reference", "phase2"):
+        raise ConfigError(f"--ground-truth selects query and reference images, not {manifest.set_name}")
+    if spec.file.startswith("s3://"):
+        import tempfile
+
+        from .source import download
+
+        with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
+            gt = load_ground_truth(download(source, spec.file, tmp))
+    else:
+        gt = load_ground_truth(spec.file)
+    queries, refs = ground_truth_subset(
+        gt.pairs,
+        sorted(gt.queries),
+        list(manifest.ids),
+        queries=spec.queries,
+        distractors=spec.distractors,
+        seed=spec.seed,
+    )
+    wanted = set(refs if manifest.set_name == "reference" else queries)
+    rows = [i for i, image_id in enumerate(manifest.ids) if image_id in wanted]
+    note = f"--ground-truth {spec.queries} queries +{spec.distractors} distractors, seed {spec.seed}"
+    return manifest.take(rows, f"{manifest.selection} {note}".strip())

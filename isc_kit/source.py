@@ -7,18 +7,24 @@ creates the s3fs filesystem, and :func:`list_objects` lists a prefix server-side
 from __future__ import annotations
 
 import logging
-import re
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import DEFAULT_BUCKET, DEFAULT_REGION, REGIONS, aws_region, base_bucket, bucket_for_region
+from .catalog import (
+    DEFAULT_BUCKET,
+    DEFAULT_REGION,
+    REGIONS,
+    aws_region,
+    base_bucket,
+    bucket_for_region,
+    valid_bucket_name,
+)
 from .config import env_bool, env_str, resolve_endpoint
 from .errors import AccessDeniedError, ConfigError, ObjectNotFoundError, SourceError
 
 logger = logging.getLogger(__name__)
-
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Source:
     def __post_init__(self) -> None:
         if self.region not in REGIONS:
             raise ConfigError(f"unknown region {self.region!r}; choose one of {', '.join(REGIONS)}")
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", self.bucket):
+        if not valid_bucket_name(self.bucket):
             raise ConfigError(f"{self.bucket!r} is not a valid S3 bucket name")
 
     @property
@@ -89,12 +95,6 @@ def make_filesystem(source: Source, **overrides: Any) -> Any:
     return s3fs.S3FileSystem(**options)
 
 
-def literal_prefix(pattern: str) -> str:
-    """The longest prefix of a glob pattern without wildcards: ``'Q00*'`` -> ``'Q00'``."""
-    match = _GLOB_CHARS.search(pattern)
-    return pattern if match is None else pattern[: match.start()]
-
-
 def translate_error(err: BaseException, url: str, source: Source) -> SourceError:
     """A botocore/s3fs error as an isc_kit error that says what to check."""
     where = source.endpoint_url or "AWS"
@@ -142,3 +142,31 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
             "size": int(info.get("size") or 0),
             "etag": str(info.get("ETag", "")).strip('"'),
         }
+
+
+def download(source: Source, url: str, folder: str | os.PathLike[str]) -> str:
+    """Copy the object at ``url`` (through ``source``'s endpoint and signing) into ``folder``; its local path."""
+    target = os.path.join(os.fspath(folder), url.rstrip("/").rsplit("/", 1)[-1])
+    try:
+        make_filesystem(source).get(url, target)
+    except (OSError, ValueError) as err:
+        raise translate_error(err, url, source) from err
+    return target
+
+
+def read_objects(source: Source, keys: list[str], *, fs: Any = None) -> list[bytes | SourceError]:
+    """The bytes of each key (small objects: a widget's page of images), or the translated error for it."""
+    fs = fs or make_filesystem(source)
+    paths = [f"{source.bucket_name}/{k}" for k in keys]
+    try:
+        got = fs.cat(paths, on_error="return") if paths else {}
+    except (OSError, ValueError) as err:
+        error = translate_error(err, source.url(), source)
+        return [error] * len(keys)
+    out: list[bytes | SourceError] = []
+    for path in paths:
+        data = got.get(path, FileNotFoundError(path))
+        out.append(
+            translate_error(data, f"s3://{path}", source) if isinstance(data, BaseException) else bytes(data)
+        )
+    return out

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._format import human_bytes
 from ..catalog import REGIONS
 from ..source import resolve_source
 from ._common import add_source_args, print_json, print_table
-
-if TYPE_CHECKING:
-    from .._fetchcore import FetchResult
 
 NAME = "fetch"
 HELP = "download a pinned manifest's images (resumable, MD5-verified)"
@@ -50,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--prune", action="store_true", help="delete files in DEST that the manifest does not list"
     )
     p.add_argument(
+        "--allow-empty", action="store_true", help="with --prune: allow an empty manifest to empty DEST"
+    )
+    p.add_argument(
         "--rehash", action="store_true", help="re-read every local file instead of trusting the record"
     )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
@@ -72,12 +72,13 @@ def fetch_options(args: argparse.Namespace, bucket: str) -> dict[str, Any]:
     }
 
 
-def make_progress(args: argparse.Namespace, desc: str, files: int) -> object:
-    if args.no_progress or (getattr(args, "json", False) and not sys.stderr.isatty()):
+def make_progress(args: argparse.Namespace, desc: str, files: int) -> Any:
+    """A terminal bar on stderr (files as the total when sizes are unknown), or None when asked for none."""
+    if args.no_progress or args.quiet or (getattr(args, "json", False) and not sys.stderr.isatty()):
         return None
     from ..progress import TqdmProgress
 
-    return TqdmProgress(desc, files=files, notebook=False, disable=None if not args.quiet else True)
+    return TqdmProgress(desc, files=files, notebook=False, disable=None)
 
 
 def report_failures(failed: list[tuple[str, str]]) -> None:
@@ -87,51 +88,30 @@ def report_failures(failed: list[tuple[str, str]]) -> None:
         print(f"  ... and {len(failed) - MAX_SHOWN:,} more failures (--json lists them all)", file=sys.stderr)
 
 
-def _light_fetch(args: argparse.Namespace) -> FetchResult | None:
-    """The pandas-free path for a plain fetch of a well-formed pinned file; ``None``: take the full one."""
-    if args.dry_run or args.prune or args.rehash or args.require_md5 or args.region == "auto":
-        return None
-    from .._lightfetch import fetch_rows
-    from .._pinned import read_rows
-
-    rows = read_rows(args.pinned)
-    if rows is None:
-        return None
-    options = fetch_options(args, rows.bucket)
-    return fetch_rows(
-        rows,
-        args.dest,
-        source=options["source"],
-        region=options["region"],
-        jobs=options["jobs"],
-        retries=options["retries"],
-        make_progress=lambda n: make_progress(args, "fetch", n),
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    result = _light_fetch(args)
-    if result is None:
-        from ..manifest import load_pinned
-        from ..transfer import fetch, plan_fetch
+    from ..manifest import load_pinned
+    from ..transfer import fetch, plan_fetch
 
-        manifest = load_pinned(args.pinned)
-        options = fetch_options(args, manifest.bucket)
-        plan = plan_fetch(manifest, args.dest, rehash=args.rehash)
-        if args.dry_run:
-            if args.json:
-                print_json(plan.to_dict())
-            else:
-                print(plan)
-            return 0
-        todo = plan.counts["missing"] + plan.counts["corrupt"]
-        progress = make_progress(args, "fetch", todo) if todo else None
-        try:
-            result = fetch(plan, progress=progress, prune=args.prune, **options)  # type: ignore[arg-type]
-        finally:
-            if progress is not None:
-                progress.close()  # type: ignore[attr-defined]
-    print(f"isc-kit fetch: {result.summary()}", file=sys.stderr)
+    manifest = load_pinned(args.pinned)
+    options = fetch_options(args, manifest.bucket)
+    plan = plan_fetch(manifest, args.dest, rehash=args.rehash)
+    if args.dry_run:
+        if args.json:
+            print_json({**plan.to_dict(), "prune": plan.extra if args.prune else []})
+        else:
+            print(plan)
+            if args.prune and plan.extra:
+                shown = ", ".join(plan.extra[:MAX_SHOWN])
+                more = f" (+{len(plan.extra) - MAX_SHOWN:,} more)" if len(plan.extra) > MAX_SHOWN else ""
+                print(f"--prune would delete {len(plan.extra):,} file(s): {shown}{more}")
+        return 0
+    todo = len(plan.todo_rows)
+    progress = make_progress(args, "fetch", todo) if todo else None
+    try:
+        result = fetch(plan, progress=progress, prune=args.prune, allow_empty=args.allow_empty, **options)
+    finally:
+        if progress is not None:
+            progress.close()
     report_failures(result.failed)
     if args.json:
         print_json(result.to_dict())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 
 from ..manifest import Manifest
@@ -41,25 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_manifest(params_path: str, set_name: str) -> Manifest:
-    """The selection of one set, built exactly as ``isc-kit manifest`` builds it from the same flags."""
-    from ..pipeline import local_copy, manifest_argv, read_params
-    from ._load import selected_manifest
-    from .main import build_parser
+    """The selection of one set of params.yaml, built as ``isc-kit manifest`` builds the same flags."""
+    from ..pipeline import read_params, set_spec
+    from ..select import build
 
     params = read_params(params_path)
-    logger.info("%s: isc-kit manifest %s", set_name, " ".join(manifest_argv(params, set_name)))
-    with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
-        gt_file = None
-        if params.sets[set_name].ground_truth:
-            gt_file = local_copy(params.ground_truth["file"], params.source, tmp)
-        argv = manifest_argv(params, set_name, ground_truth_file=gt_file)
-        args = build_parser().parse_args(["manifest", *argv, "-o", os.devnull])
-        args.region, args.endpoint_url, args.anon = (
-            params.source.region,
-            params.source.endpoint_url,
-            params.source.anon,
-        )
-        return selected_manifest(args)
+    spec = set_spec(params, set_name)
+    logger.info("%s: %s", set_name, spec.command(params.source.bucket))
+    return build(spec, params.source)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
+    logger.info(
+        "%s: %d added, %d removed, %d kept (%s)",
+        args.set,
+        result.transferred,
+        result.pruned,
+        result.skipped,
+        args.dest,
+    )
     metrics = set_metrics(manifest, args.dest)
     write_json(args.metrics, metrics)
     write_json(timing_path(args.dest), {**result.to_dict(), **metrics, "set": args.set})
@@ -105,12 +101,16 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate, load_predictions
     from ..groundtruth import load_ground_truth, restrict
     from ..manifest import load_pinned
-    from ..pipeline import local_copy, read_params, write_json
+    from ..pipeline import read_params, write_json
+    from ..source import download
 
     params = read_params(args.params)
     queries, references = load_pinned(args.query_pinned), load_pinned(args.reference_pinned)
     with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
-        gt = load_ground_truth(local_copy(params.ground_truth["file"], params.source, tmp))
+        gt_file = params.ground_truth["file"]
+        gt = load_ground_truth(
+            download(params.source, gt_file, tmp) if gt_file.startswith("s3://") else gt_file
+        )
     gt, _ = restrict(gt, queries.ids, references.ids)
     baseline = run_baseline(args.query_dir, args.reference_dir, args.output)
     result = evaluate(gt, load_predictions(args.output))

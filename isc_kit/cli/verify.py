@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from .._format import human_bytes
 from ._common import print_json, print_table
 from .fetch import MAX_SHOWN, add_transfer_args, fetch_options, make_progress, report_failures
-
-if TYPE_CHECKING:
-    from ..manifest import Manifest
 
 NAME = "verify"
 HELP = "check a local folder against a pinned manifest (MD5, in parallel); --repair fixes it"
@@ -27,26 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._pinned import PinnedRows, read_rows
-    from ..verify import repair, verify, verify_pinned
+    from ..manifest import load_pinned
+    from ..verify import verify
 
-    light = read_rows(args.pinned)  # None when damaged or edited: load_pinned then says exactly what
-    if light is None:
-        from ..manifest import load_pinned
-
-        rows: PinnedRows | Manifest = load_pinned(args.pinned)  # raises InputFileError, or merely unusual
-    else:
-        rows = light
-    progress = make_progress(args, "verify", len(rows))
+    manifest = load_pinned(args.pinned)
+    progress = make_progress(args, "verify", len(manifest))
     try:
-        if isinstance(rows, PinnedRows):
-            report = verify_pinned(args.pinned, args.dest, jobs=args.hash_jobs, progress=progress, rows=rows)
-        else:
-            report = verify(rows, args.dest, jobs=args.hash_jobs, progress=progress)
+        report = verify(manifest, args.dest, jobs=args.hash_jobs, progress=progress)
     finally:
         if progress is not None:
-            progress.close()  # type: ignore[attr-defined]
-    print(f"isc-kit verify: {report.summary()}", file=sys.stderr)
+            progress.close()
     bad = [(r, "missing") for r in report.missing[:MAX_SHOWN]]
     bad += [(r, f"corrupt: {report.reasons.get(r, '')}") for r in report.corrupt[:MAX_SHOWN]]
     for rel, why in bad[:MAX_SHOWN]:
@@ -54,17 +40,15 @@ def run(args: argparse.Namespace) -> int:
     out = report.to_dict()
     ok = report.ok
     if args.repair and not report.ok:
-        from ..manifest import load_pinned
+        from ..transfer import repair
 
-        manifest = report.manifest or load_pinned(args.pinned)
         options = fetch_options(args, manifest.bucket)
         progress = make_progress(args, "repair", len(report.missing) + len(report.corrupt))
         try:
             result = repair(manifest, args.dest, report=report, progress=progress, **options)
         finally:
             if progress is not None:
-                progress.close()  # type: ignore[attr-defined]
-        print(f"isc-kit verify --repair: {result.summary()}", file=sys.stderr)
+                progress.close()
         report_failures(result.failed)
         out["repair"] = result.to_dict()
         ok = result.ok

@@ -23,8 +23,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
+from ..outputs import write_output as _write_atomic
 from ..select import Selection, ground_truth_subset, select
-from .imagesource import _write_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import pandas as pd
-
 from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError
 from ..manifest import Manifest
-from ..source import Source, make_filesystem, resolve_source, translate_error
+from ..outputs import write_output
+from ..source import Source, make_filesystem, read_objects, resolve_source
 
 logger = logging.getLogger(__name__)
 
@@ -53,41 +53,16 @@ class Entry:
 
 def entries(manifest: Manifest, ids: Iterable[str] | None = None) -> list[Entry]:
     """Rows of ``manifest`` (all, or those of ``ids`` in that order; unknown ids are skipped)."""
-    table = manifest.table
-    if ids is not None:
-        wanted = list(ids)
-        table = table.set_index("image_id", drop=False).reindex(wanted).dropna(subset=["relpath"])
-    return [
-        Entry(
-            str(r.image_id),
-            str(r.relpath),
-            None if pd.isna(r.md5) else str(r.md5),
-            None if pd.isna(r.size) else int(r.size),
-        )
-        for r in table.itertuples(index=False)
-    ]
-
-
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    if ids is None:
+        rows: Iterable[int] = range(len(manifest))
+    else:
+        found = (bisect_left(manifest.ids, i) for i in ids)
+        rows = [r for r, i in zip(found, ids, strict=False) if r < len(manifest) and manifest.ids[r] == i]
+    return [Entry(manifest.ids[r], manifest.relpaths[r], manifest.md5(r), manifest.size(r)) for r in rows]
 
 
 def _short(*parts: object) -> str:
     return hashlib.sha1("\0".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:24]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ImageSource(Protocol):
@@ -114,9 +89,7 @@ class LocalImages:
             raise ValueError(f"layout must be 'dest' or 'bucket', not {layout!r}")
         self.root = Path(root)
         self.layout = layout
-        self._md5: dict[tuple[str, int, int], str] = {}
-        self._records: dict[str, Any] = {}
-        self._records_mtime: int | None = None
+        self._states: dict[tuple[str, int, int], str] = {}
 
     def describe(self) -> str:
         return f"local folder {self.root}"
@@ -149,42 +122,35 @@ class LocalImages:
                 )
         return out
 
-    def local_md5(self, manifest: Manifest, entry: Entry) -> str | None:
-        """MD5 of the local file: the fetch engine's record when it still matches, else hashed once
-        (memoised by path, size and mtime); None when the file does not exist."""
+    def state(self, manifest: Manifest, entry: Entry) -> str:
+        """The entry's state as :func:`isc_kit.local.compare` judges it (memoised by path, size and mtime)."""
         path = self.path(manifest, entry)
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError:
-            return None
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        if key not in self._md5:
-            self._md5[key] = self._recorded_md5(entry, st) or md5_file(path)
-        return self._md5[key]
-
-    def _recorded_md5(self, entry: Entry, st: os.stat_result) -> str | None:
-        if self.layout != "dest":
-            return None
-        try:
-            from .. import records  # the fetch engine's verified record
-        except ImportError:  # pragma: no cover - only while the fetch engine is absent
-            return None
-        try:
-            mtime = records.record_path(self.root).stat().st_mtime_ns
-        except OSError:
-            return None
-        if mtime != self._records_mtime:
-            self._records = records.load_verified(self.root)
-            self._records_mtime = mtime
-        return records.verified_md5(self.root, entry.relpath, st, records=self._records)
-
-    def state(self, manifest: Manifest, entry: Entry) -> str:
-        actual = self.local_md5(manifest, entry)
-        if actual is None:
             return MISSING
-        if entry.md5 is None:
-            return UNCHECKED
-        return VERIFIED if actual == entry.md5 else CORRUPT
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._states:
+            self._states[key] = self._compare(manifest, entry)
+        return self._states[key]
+
+    def _compare(self, manifest: Manifest, entry: Entry) -> str:
+        from .. import local
+
+        one = Manifest.from_rows(
+            manifest.set_name,
+            manifest.bucket,
+            manifest.prefix,
+            [(entry.image_id, entry.relpath, entry.md5, entry.size)],
+        )
+        root = self.root / manifest.prefix if self.layout == "bucket" else self.root
+        dest = local.Destination(root)
+        status = local.compare(
+            one, dest, scan=dest.scan_paths([entry.relpath]), record=self.layout == "dest"
+        ).status[0]
+        return {local.VERIFIED: VERIFIED, local.UNVERIFIED: UNCHECKED, local.CORRUPT: CORRUPT}.get(
+            status, MISSING
+        )
 
 
 class S3Images:
@@ -259,19 +225,11 @@ class S3Images:
         if not todo:
             return out
         logger.debug("reading %d images from %s", len(todo), self.source.describe())
-        try:
-            got = self.fs.cat(list(todo), on_error="return")
-        except (OSError, ValueError) as err:
-            error = translate_error(err, self.source.url(), self.source)
-            for e in todo.values():
-                out[e.image_id] = error
-            return out
-        for path, e in todo.items():
-            data = got.get(path, FileNotFoundError(path))
-            if isinstance(data, BaseException):
-                error = translate_error(data, f"s3://{path}", self.source)
-                self._failed[e.image_id] = MISSING if isinstance(error, ObjectNotFoundError) else str(error)
-                out[e.image_id] = error
+        got = read_objects(self.source, [manifest.key(e.relpath) for e in todo.values()], fs=self.fs)
+        for e, data in zip(todo.values(), got, strict=True):
+            if isinstance(data, IscKitError):
+                self._failed[e.image_id] = MISSING if isinstance(data, ObjectNotFoundError) else str(data)
+                out[e.image_id] = data
                 continue
             actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
             if e.md5 and actual != e.md5:
@@ -281,7 +239,7 @@ class S3Images:
                 )
                 continue
             self._failed.pop(e.image_id, None)
-            _write_atomic(self.cache_path(manifest, e), data)
+            write_output(self.cache_path(manifest, e), data)
             out[e.image_id] = data
         return out
 

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from .._format import human_bytes
 from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError
 from ..manifest import Manifest
-from .imagesource import CORRUPT, MISSING, Entry, ImageSource, _write_atomic, default_cache_dir
+from ..outputs import write_output as _write_atomic
+from .imagesource import CORRUPT, MISSING, Entry, ImageSource, default_cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Getting one object's bytes, streamed: a lean unsigned HTTP GET path and a signed s3fs path.
 
 Anonymous reads of a public bucket are plain HTTP GETs, so :class:`RawGetter` issues them with
-the lean client of :mod:`isc_kit._rawhttp` (no request signing, no botocore response parsing,
+the lean client of :mod:`isc_kit.transfer.rawhttp` (no request signing, no botocore response parsing,
 bodies received in place: measured the cheapest per request, see bench/RESULTS.md); behind an
 HTTP(S) proxy :class:`AnonGetter` does the same through aiohttp. Signed access keeps going
 through s3fs/aiobotocore (:class:`SignedGetter`). All raise :class:`GetError`, which says
@@ -18,8 +18,8 @@ import ssl
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .catalog import aws_region
-from .source import Source, make_filesystem, translate_error
+from ..catalog import aws_region
+from ..source import Source, make_filesystem, translate_error
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,24 @@ class Sink(Protocol):
     def write(self, chunk: bytes) -> None: ...
 
     def buffer(self, length: int) -> bytearray | None: ...
+
+
+class Getter(Protocol):
+    """How a transfer gets one object: an async context (connections live inside it) with ``get`` and ``head``.
+
+    Implemented by :class:`RawGetter` (anonymous, direct), :class:`AnonGetter` (anonymous, through
+    an HTTP(S) proxy) and :class:`SignedGetter` (credentials); :func:`make_getter` chooses.
+    """
+
+    async def __aenter__(self) -> Getter: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def get(self, source: Source, key: str, sink: Sink) -> tuple[int, int | None]:
+        """GET ``key`` into ``sink``: (bytes received, Content-Length or None); :class:`GetError` on failure."""
+        ...
+
+    async def head(self, source: Source, key: str) -> None: ...
 
 
 class GetError(Exception):
@@ -232,7 +250,7 @@ class SignedGetter:
 
 
 class RawGetter:
-    """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit._rawhttp`), for direct connections."""
+    """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit.transfer.rawhttp`), for direct connections."""
 
     def __init__(self, jobs: int):
         self.jobs = jobs
@@ -240,7 +258,7 @@ class RawGetter:
         self._bases: dict[tuple[str | None, str, str], tuple[Any, str]] = {}
 
     async def __aenter__(self) -> RawGetter:
-        from ._rawhttp import RawClient
+        from .rawhttp import RawClient
 
         context = _ssl_context()
         self._client = RawClient(ssl_context=context if isinstance(context, ssl.SSLContext) else None)
@@ -252,7 +270,7 @@ class RawGetter:
             self._client = None
 
     def _target(self, source: Source, key: str) -> tuple[Any, str]:
-        from ._rawhttp import Origin
+        from .rawhttp import Origin
 
         where = (source.endpoint_url, source.region, source.bucket_name)
         base = self._bases.get(where)
@@ -262,7 +280,7 @@ class RawGetter:
         return origin, path + quote(key, safe="/-_.~")
 
     async def _request(self, source: Source, key: str, method: str, sink: Sink | None) -> Any:
-        from ._rawhttp import ProtocolError
+        from .rawhttp import ProtocolError
 
         origin, path = self._target(source, key)
         client = self._client
@@ -305,7 +323,7 @@ def _needs_proxy(source: Source) -> bool:
     return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
 
 
-def make_getter(sources: Source | list[Source], jobs: int) -> RawGetter | AnonGetter | SignedGetter:
+def make_getter(sources: Source | list[Source], jobs: int) -> Getter:
     """The getter for these sources: signed, else the lean client, else aiohttp when a proxy applies."""
     many = sources if isinstance(sources, list) else [sources]
     if not many[0].anon:
@@ -319,7 +337,7 @@ async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[floa
     """Seconds of the fastest of ``tries`` small requests to each source (``inf`` when unreachable)."""
     import time
 
-    async def one(getter: RawGetter | AnonGetter | SignedGetter, source: Source) -> float:
+    async def one(getter: Getter, source: Source) -> float:
         best = float("inf")
         for _ in range(tries):
             started = time.perf_counter()

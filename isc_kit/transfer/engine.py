@@ -1,7 +1,10 @@
 """The transfer engine: a fixed pool of coroutines pulling entries from one iterator.
 
-Each object is streamed into a temp file beside its final name while its MD5 is computed, then
-moved into place with ``os.replace`` only when size and MD5 agree with the manifest. Failures
+A body up to :data:`BUFFER_LIMIT` is received into memory and handed to the
+:class:`~isc_kit.transfer.bodywriter.BodyWriter`, which hashes it (in batches) and writes and
+renames it only when its MD5 is right; a larger body streams into a temp file beside its final
+name while its MD5 is computed, and is moved into place with ``os.replace`` only when size and
+MD5 agree with the manifest. Failures
 are retried with capped, jittered exponential backoff when a retry can help, and may move to
 another mirror; a failed object never stops the others. Memory is bounded by ``jobs`` (never
 one task per object).
@@ -20,17 +23,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._bodywriter import BodyWriter, write_all
-from ._http import GetError
-from ._localtree import SafeDest, temp_name
-from .errors import ChecksumMismatchError
-from .records import RecordWriter
-from .source import Source
+from ..errors import ChecksumMismatchError
+from ..local import Destination, temp_name
+from ..manifest import Item
+from ..records import RecordWriter
+from ..source import Source
+from .bodywriter import BodyWriter, write_all
+from .getters import GetError, Getter
 
 logger = logging.getLogger(__name__)
-
-#: (relpath, key, md5 or None, size or None)
-Item = tuple[str, str, "str | None", "int | None"]
 
 #: Bodies up to this size are collected in memory, then hashed and written in a worker thread;
 #: larger ones are streamed to their temp file as they arrive. Memory stays below 2 x jobs x this.
@@ -48,16 +49,16 @@ class Tally:
 
 @dataclass
 class Engine:
-    dest: SafeDest
+    dest: Destination
     sources: list[Source]  # primary first, then mirrors
-    getter: Any
+    getter: Getter
     records: RecordWriter
+    writer: BodyWriter  # hashes, writes and places in-memory bodies in batches
     retries: int = 5
     backoff: tuple[float, float] = (0.2, 8.0)  # base, cap (seconds)
     on_bytes: Callable[[int], None] | None = None
     on_file: Callable[[bool], None] | None = None
     tally: Tally = field(default_factory=Tally)
-    writer: BodyWriter | None = None  # hashes, writes and places in-memory bodies in batches
     abort_after: int = 32  # objects failing to connect in a row, with no success yet, stop the run
     _down_streak: int = 0
     _any_ok: bool = False
@@ -65,14 +66,13 @@ class Engine:
     _requests: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     async def run(self, items: Iterator[Item], jobs: int) -> Tally:
-        """At most ``jobs`` requests in flight. With a body writer, twice as many workers: while some
-        wait for their bodies to be written, the others keep every connection busy (measured ~7 %
-        faster at 20 ms per request). Memory stays below 2 x jobs x BUFFER_LIMIT."""
+        """At most ``jobs`` requests in flight, twice as many workers: while some wait for their bodies
+        to be written, the others keep every connection busy (measured ~7 % faster at 20 ms per
+        request). Memory stays below 2 x jobs x BUFFER_LIMIT."""
         jobs = max(1, jobs)
         self._requests = asyncio.Semaphore(jobs)
-        extra = jobs if self.writer is not None else 0
         async with self.getter:
-            workers = [asyncio.create_task(self._worker(items)) for _ in range(jobs + extra)]
+            workers = [asyncio.create_task(self._worker(items)) for _ in range(2 * jobs)]
             try:
                 await asyncio.gather(*workers)
             finally:
@@ -133,7 +133,7 @@ class Engine:
                     )
                     continue
             except OSError as err:  # local disk trouble: retrying will not help
-                reason = f"{full}: cannot write: {err.strerror or err}; check free space and permissions"
+                reason = local_write_error(full, err)
                 break
             else:
                 self._any_ok, self._down_streak = True, 0
@@ -177,7 +177,7 @@ class Engine:
                     f"{relpath}: size is {n} bytes, manifest says {size}; the download was discarded. "
                     "Retry, or check the manifest's source."
                 )
-            if self.writer is not None and not sink.streaming:
+            if not sink.streaming:
                 done = await self.writer.submit(relpath, sink.take_body(), sink.tmp, full, md5)
                 if done.error is not None:
                     raise done.error
@@ -187,7 +187,7 @@ class Engine:
                 if self.on_bytes is not None:
                     self.on_bytes(n)
                 return n
-            actual, st = sink.finish()  # a streamed body (already on disk) or no writer: close and hash here
+            actual, st = sink.finish()  # a streamed body, already on disk: close and check it here
             if md5 is not None and actual != md5:
                 raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
             os.replace(sink.tmp, full)
@@ -199,6 +199,20 @@ class Engine:
         finally:
             if not moved:
                 sink.discard()
+
+
+def local_write_error(full: str, err: OSError) -> str:
+    """One line on why a file could not be written locally, and what to do."""
+    import errno
+
+    what = err.strerror or str(err)
+    if err.errno == errno.EISDIR:
+        return f"{full}: a folder is in the way of the file ({what}); move or remove it, then rerun"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{full}: cannot write: {what}; free some space (`df`), then rerun"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{full}: cannot write: {what}; check the folder's permissions and that it is not mounted read-only"
+    return f"{full}: cannot write: {what}; check free space and permissions"
 
 
 class _Sink:

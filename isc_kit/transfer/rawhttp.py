@@ -7,7 +7,7 @@ buffer it ends up in (:class:`asyncio.BufferedProtocol`): no per-chunk ``bytes``
 copies. Bodies too large to hold are streamed to the caller in chunks. It speaks Content-Length,
 chunked and close-delimited bodies, TLS, and reuses idle connections (a stale one is replaced
 once, transparently). Read stalls are caught by one watchdog per client, not a timer per read.
-Proxies are not handled here: :func:`isc_kit._http.make_getter` uses aiohttp when one applies.
+Proxies are not handled here: :func:`isc_kit.transfer.getters.make_getter` uses aiohttp when one applies.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import select
 import ssl
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 _HEAD_START = 2048  # first read of a response: the headers and a little body; the rest lands in place
 _HEAD_MAX = 64 << 10
@@ -494,8 +494,3 @@ def _unread(transport: asyncio.Transport) -> bool:
         poller.register(sock.fileno(), select.POLLIN)
         return bool(poller.poll(0))
     return bool(select.select([sock.fileno()], [], [], 0)[0])
-
-
-def object_request_target(base_url: str, key: str) -> str:
-    """The request path for ``key`` under a bucket's base URL path (already ending in ``/``)."""
-    return base_url + quote(key, safe="/-_.~")

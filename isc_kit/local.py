@@ -1,0 +1,427 @@
+"""The local side: a destination folder, and the one judge of what it holds of a manifest.
+
+A :class:`Destination` resolves its folder once (symlinked aliases share one lock and one
+record) and owns everything beside it: the verified record, the lock and the timings in
+``<parent>/.isc-kit/``, safe joins of relpaths, temp-file names and their removal, and pruning.
+Nothing here follows a symlink inside the folder.
+
+:func:`compare` decides, for every entry, whether the local file is missing, verified
+(unchanged since its MD5 was checked, or hashed now), unverified (no md5 known) or corrupt.
+Fetch plans, ``verify``, ``pin``, the pipeline's metrics and the widgets all ask it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import secrets
+import stat
+import time
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import records
+from ._hashing import hash_files
+from .errors import DestinationError, UnsafePathError
+from .manifest import Manifest
+from .progress import Progress, as_progress
+
+logger = logging.getLogger(__name__)
+
+META_DIR = ".isc-kit"
+TEMP_MARK = ".isc-part-"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.isc-part-(?P<pid>\d+)-[0-9a-f]+$")
+
+#: Entry states: missing; verified (md5 checked, unchanged since); unverified (present, no md5 known);
+#: corrupt (wrong size or md5); unchecked (present, not hashed: only when compare() is told not to hash).
+MISSING, VERIFIED, UNVERIFIED, CORRUPT, UNCHECKED = 0, 1, 2, 3, 4
+STATUS_NAMES = ("missing", "verified", "unverified", "corrupt", "unchecked")
+
+
+def temp_name(final_name: str) -> str:
+    """``.<name>.isc-part-<pid>-<random>``: recognisable, hidden, unique per writer."""
+    return f".{final_name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def is_temp(name: str) -> bool:
+    return TEMP_MARK in name and _TEMP_RE.match(name) is not None
+
+
+@dataclass
+class TreeScan:
+    """Regular files below a folder (relpath, size, mtime_ns) and what was set aside."""
+
+    rels: list[str]
+    sizes: array  # int64
+    mtimes: array  # int64, st_mtime_ns
+    temps: list[str] = field(default_factory=list)  # isc-kit part files
+    others: list[str] = field(default_factory=list)  # symlinks, FIFOs, devices, sockets: never followed
+    nested: list[str] = field(default_factory=list)  # folders that are destinations of their own
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+
+class Destination:
+    """A local folder that holds exactly the images of a manifest, and its bookkeeping beside it."""
+
+    def __init__(self, folder: str | os.PathLike[str]):
+        self.given = os.fspath(folder)
+        self.root = os.path.realpath(os.path.abspath(folder))
+        self._checked: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Destination({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Destination) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    @property
+    def path_obj(self) -> Path:
+        return Path(self.root)
+
+    def meta(self, suffix: str) -> Path:
+        """``<parent>/.isc-kit/<name><suffix>``: bookkeeping outside the tracked folder."""
+        root = Path(self.root)
+        return root.parent / META_DIR / f"{root.name}{suffix}"
+
+    @property
+    def record_path(self) -> Path:
+        return self.meta(".verified")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.meta(".lock")
+
+    @property
+    def timing_path(self) -> Path:
+        return self.meta(".fetch.json")
+
+    # ------------------------------------------------------------------------------------ paths
+
+    def path(self, relpath: str) -> str:
+        """The absolute path of ``relpath`` inside the folder (:class:`UnsafePathError` otherwise)."""
+        if not relpath or relpath.startswith(("/", "\\")) or "\x00" in relpath:
+            raise UnsafePathError(f"{relpath!r}: not a relative path; the manifest is damaged")
+        full = os.path.normpath(os.path.join(self.root, relpath))
+        if not full.startswith(self.root + os.sep):
+            raise UnsafePathError(
+                f"{relpath!r} resolves outside {self.root}; refusing to write there (the manifest is damaged)"
+            )
+        return full
+
+    def parent(self, full: str) -> str:
+        """Create (if needed) and check the parent folder of ``full``: every level a real folder, no symlink."""
+        folder = os.path.dirname(full)
+        if folder in self._checked:
+            return folder
+        os.makedirs(folder, exist_ok=True)
+        probe = folder
+        while probe != self.root and len(probe) > len(self.root):
+            if os.path.islink(probe):
+                raise UnsafePathError(
+                    f"{probe} is a symlink inside the destination; refusing to write through it "
+                    "(replace it with a real folder)"
+                )
+            if probe in self._checked:
+                break
+            probe = os.path.dirname(probe)
+        self._checked.add(folder)
+        return folder
+
+    # ------------------------------------------------------------------------------------ contents
+
+    def scan(self) -> TreeScan:
+        """Walk the folder without following symlinks; a missing folder scans as empty.
+
+        Bookkeeping folders (``.isc-kit``) and folders that are destinations of their own (they
+        have a record or lock beside them) are not entered: nothing in them is ever "extra".
+        """
+        rels: list[str] = []
+        sizes, mtimes = array("q"), array("q")
+        scan = TreeScan(rels, sizes, mtimes)
+        stack = [("", self.root)]
+        while stack:
+            prefix, folder = stack.pop()
+            try:
+                it = os.scandir(folder)
+            except FileNotFoundError:
+                continue
+            except NotADirectoryError:
+                raise UnsafePathError(f"{folder} is not a folder; pass a folder as the destination") from None
+            with it:
+                for entry in it:
+                    rel = prefix + entry.name
+                    if entry.is_symlink():
+                        scan.others.append(rel)
+                    elif entry.is_dir(follow_symlinks=False):
+                        if entry.name == META_DIR:
+                            continue
+                        if _is_destination(folder, entry.name):
+                            scan.nested.append(rel)
+                            continue
+                        stack.append((rel + "/", entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        if is_temp(entry.name):
+                            scan.temps.append(rel)
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        rels.append(rel)
+                        sizes.append(st.st_size)
+                        mtimes.append(st.st_mtime_ns)
+                    else:
+                        scan.others.append(rel)
+        return scan
+
+    def scan_paths(self, rels: Iterable[str]) -> TreeScan:
+        """A :class:`TreeScan` of just these relpaths (``lstat`` each; for a few entries of a large folder)."""
+        scan = TreeScan([], array("q"), array("q"))
+        for rel in rels:
+            try:
+                st = os.lstat(self.path(rel))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                scan.rels.append(rel)
+                scan.sizes.append(st.st_size)
+                scan.mtimes.append(st.st_mtime_ns)
+            else:
+                scan.others.append(rel)
+        return scan
+
+    def remove_temps(self, temps: Iterable[str], *, locked: bool) -> int:
+        """Delete part files: all but this process's own when ``locked`` (no other writer exists), else dead writers' only."""
+        from ._proc import pid_alive
+
+        removed = 0
+        me = os.getpid()
+        for rel in temps:
+            m = _TEMP_RE.match(rel.rsplit("/", 1)[-1])
+            if m is None:
+                continue
+            pid = int(m["pid"])
+            if pid == me or (not locked and pid_alive(pid)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.root, rel))
+                removed += 1
+        if removed:
+            logger.info("removed %d partial download(s) left by an interrupted run", removed)
+        return removed
+
+    def prune(self, rels: Iterable[str]) -> list[str]:
+        """Delete these regular files (relpaths from a scan); returns the ones deleted."""
+        gone = []
+        for rel in rels:
+            full = self.path(rel)
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISREG(os.lstat(full).st_mode):
+                    os.unlink(full)
+                    gone.append(rel)
+        if gone:
+            logger.info("pruned %d file(s) that the manifest does not list", len(gone))
+        return gone
+
+    @contextlib.contextmanager
+    def lock(self, what: str = "fetch") -> Iterator[Path]:
+        """Hold the destination's exclusive lock; :class:`DestinationError` at once if another process holds it."""
+        path = self.lock_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise DestinationError(
+                f"{path}: cannot create the destination lock ({err.strerror or err}); the destination's folder "
+                "must be writable: check the mount and permissions"
+            ) from err
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "holder unknown"
+                raise DestinationError(
+                    f"{self.root} is being written by another isc-kit process ({holder}); "
+                    "wait for it to finish or stop it, then rerun (a rerun resumes where it stopped)"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd, f"pid {os.getpid()}, {what} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0
+            )
+            yield path
+        finally:
+            os.close(fd)
+
+    def record_writer(self, *, best_effort: bool = False) -> records.RecordWriter:
+        return records.RecordWriter(self.record_path, best_effort=best_effort)
+
+
+def _is_destination(parent: str, name: str) -> bool:
+    meta = os.path.join(parent, META_DIR, name)
+    return os.path.exists(meta + ".verified") or os.path.exists(meta + ".lock")
+
+
+def as_destination(dest: Destination | str | os.PathLike[str]) -> Destination:
+    return dest if isinstance(dest, Destination) else Destination(dest)
+
+
+# ---------------------------------------------------------------------------------------------- compare
+
+
+@dataclass
+class LocalStatus:
+    """What a destination holds of a manifest: one status byte per entry, and what else is there."""
+
+    manifest: Manifest
+    dest: Destination
+    status: bytearray
+    local_sizes: array  # per entry, -1 when missing
+    local_mtimes: array
+    extra: list[str] = field(default_factory=list)
+    temps: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    nested: list[str] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)  # row -> why it is corrupt
+    actual_md5: dict[int, str] = field(default_factory=dict)  # row -> md5 of a corrupt file hashed now
+    hashed: int = 0
+    hashed_bytes: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: self.status.count(i) for i, name in enumerate(STATUS_NAMES)}
+
+    def rows(self, *states: int) -> list[int]:
+        """Entries in any of ``states``, ascending."""
+        want = bytes(states)
+        return [i for i, s in enumerate(self.status) if s in want]
+
+    def reason(self, row: int) -> str:
+        return self.reasons.get(row, "")
+
+
+def compare(
+    manifest: Manifest,
+    dest: Destination | str | os.PathLike[str],
+    *,
+    rehash: bool = False,
+    jobs: int | None = None,
+    progress: Any = None,
+    scan: TreeScan | None = None,
+    hash_unknown: bool = True,
+    record: bool = True,
+) -> LocalStatus:
+    """Classify every entry against the folder; hash only what the verified record cannot vouch for.
+
+    A file counts as verified when its size and mtime equal a record line whose md5 is the
+    manifest's; ``rehash=True`` ignores the record and reads every present file. Newly verified
+    files are recorded (best effort: a read-only tree is checked all the same). With
+    ``hash_unknown=False`` nothing is read: such files stay ``UNCHECKED``. ``scan``: a scan made
+    already (e.g. :meth:`Destination.scan_paths` for a few entries); ``record=False`` writes no record.
+    """
+    dest = as_destination(dest)
+    progress = as_progress(progress)
+    tree = scan if scan is not None else dest.scan()
+    n = len(manifest)
+    out = LocalStatus(
+        manifest,
+        dest,
+        bytearray(n),
+        array("q", [-1]) * n,
+        array("q", [0]) * n,
+        temps=tree.temps,
+        others=tree.others,
+        nested=tree.nested,
+    )
+    if not tree.rels:
+        return out
+    index = {rel: row for row, rel in enumerate(manifest.relpaths)}
+    lsize, lmtime = out.local_sizes, out.local_mtimes
+    for rel, size, mtime in zip(tree.rels, tree.sizes, tree.mtimes, strict=True):
+        row = index.get(rel)
+        if row is None:
+            out.extra.append(rel)
+        else:
+            lsize[row], lmtime[row] = size, mtime
+    tree.rels.clear()  # this scan's strings are not needed past here
+    recorded = bytearray(n)  # 0 none, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since
+    if not rehash:
+        md5s = manifest.md5s
+        for rel, size, mtime, md5 in records.iter_entries(dest.record_path):
+            row = index.get(rel)
+            if row is not None:
+                same = size == lsize[row] and mtime == lmtime[row]
+                recorded[row] = (1 if md5 == md5s[row] else 2) if same else 3
+    del index
+    todo = _classify(manifest, out, recorded)
+    if todo and hash_unknown:
+        _hash_rows(manifest, out, todo, jobs, progress, record)
+    else:
+        for row in todo:
+            out.status[row] = UNCHECKED
+    out.extra.sort()
+    return out
+
+
+def _classify(manifest: Manifest, out: LocalStatus, recorded: bytearray) -> list[int]:
+    """Set each status from sizes and the record; returns the present rows that need hashing."""
+    status, lsize, sizes, md5s = out.status, out.local_sizes, manifest.sizes, manifest.md5s.offsets
+    todo: list[int] = []
+    for row in range(len(status)):
+        size = lsize[row]
+        if size < 0:
+            continue  # MISSING
+        want = sizes[row]
+        if want >= 0 and size != want:
+            status[row] = CORRUPT
+            out.reasons[row] = f"size is {size} bytes, manifest says {want}"
+        elif md5s[row] == md5s[row + 1]:
+            status[row] = UNVERIFIED
+        elif recorded[row] == 1:
+            status[row] = VERIFIED
+        elif recorded[row] == 2:
+            status[row] = CORRUPT
+            out.reasons[row] = "verified earlier as other bytes than the manifest names"
+        else:
+            todo.append(row)
+    return todo
+
+
+def _hash_rows(
+    manifest: Manifest, out: LocalStatus, todo: list[int], jobs: int | None, progress: Progress, record: bool
+) -> None:
+    """Hash the rows the record does not vouch for; record the good ones (when ``record``)."""
+    dest, rels, md5s = out.dest, manifest.relpaths, manifest.md5s
+    total = sum(out.local_sizes[r] for r in todo)
+    logger.info("checking %d local file(s) (%.1f MB) not verified before", len(todo), total / 1e6)
+    progress.set_size(total)
+    items = ((k, dest.path(rels[row]), out.local_sizes[row]) for k, row in enumerate(todo))
+    good: list[tuple[str, int, int, str]] = []
+    with dest.record_writer(best_effort=True) if record else contextlib.nullcontext() as writer:
+        for h in hash_files(items, jobs=jobs, total_bytes=total, on_bytes=progress.relative_update):
+            row = todo[h.row]
+            out.hashed += 1
+            out.hashed_bytes += max(h.size, 0)
+            want = md5s[row]
+            if h.md5 is None:
+                out.status[row], out.reasons[row] = CORRUPT, f"unreadable: {h.error}"
+            elif h.md5 != want:
+                out.status[row], out.reasons[row] = CORRUPT, f"md5 is {h.md5}, manifest says {want}"
+                out.actual_md5[row] = h.md5
+            else:
+                out.status[row] = VERIFIED
+                out.local_sizes[row], out.local_mtimes[row] = h.size, h.mtime_ns
+                good.append((rels[row], h.size, h.mtime_ns, h.md5))
+                if len(good) >= 1000 and writer is not None:
+                    writer.add_many(good)
+                    good.clear()
+            progress.file_done(out.status[row] != CORRUPT)
+        if writer is not None:
+            writer.add_many(good)

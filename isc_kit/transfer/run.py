@@ -1,0 +1,304 @@
+"""Carry out a fetch: transfer what a plan says is missing or corrupt, every body MD5-checked.
+
+:func:`fetch` plans (unless given a plan), takes the destination's lock, removes part files
+no live writer owns, prunes when asked, and runs the :class:`~isc_kit.transfer.engine.Engine`
+over the entries to transfer; it returns a :class:`FetchResult`. :func:`repair` is a fetch of
+exactly what a verify report found missing or corrupt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import records
+from ..catalog import DEFAULT_BUCKET, REGIONS
+from ..errors import ConfigError, EmptySelectionError
+from ..local import CORRUPT, MISSING, UNVERIFIED, Destination, as_destination
+from ..manifest import Item, Manifest
+from ..progress import Progress, as_progress
+from ..source import Source, resolve_source
+from .bodywriter import BodyWriter
+from .engine import Engine, Tally, monotonic, run_sync
+from .getters import make_getter
+from .plan import FetchPlan, plan_fetch
+
+if TYPE_CHECKING:
+    from ..verify import VerifyReport
+
+logger = logging.getLogger(__name__)
+
+#: Concurrent requests: enough to hide 20 ms per request (bench/RESULTS.md); bodies held in
+#: memory stay below 2 x this x 1 MB.
+DEFAULT_JOBS = 128
+DEFAULT_RETRIES = 5
+
+
+@dataclass
+class FetchResult:
+    """What :func:`fetch` did. ``ok`` when nothing failed."""
+
+    transferred: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    unverified: int = 0  # entries fetched or kept whose md5 is unknown (multipart ETag)
+    pruned: int = 0
+    region: str = ""
+    pruned_files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def rate(self) -> float:
+        """MB/s of transferred bytes."""
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self, limit: int = 1000) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "transferred": self.transferred,
+            "skipped": self.skipped,
+            "failed": [{"relpath": r, "reason": why} for r, why in self.failed],
+            "failed_count": len(self.failed),
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(self.rate, 2),
+            "unverified": self.unverified,
+            "pruned": self.pruned,
+            "pruned_files": self.pruned_files[:limit],
+            "region": self.region,
+        }
+
+    def summary(self) -> str:
+        text = (
+            f"{self.transferred:,} transferred, {self.skipped:,} already verified, {len(self.failed):,} failed; "
+            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.rate:,.1f} MB/s)"
+        )
+        if self.unverified:
+            text += f"; {self.unverified:,} unverified (md5 unknown)"
+        if self.pruned:
+            text += f"; {self.pruned:,} pruned"
+        return text
+
+    __str__ = summary
+
+
+def check_count(name: str, value: int | None, default: int, *, minimum: int) -> int:
+    """``value`` (or ``default`` when None) if it is a whole number of at least ``minimum``."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    return value
+
+
+def pick_sources(
+    bucket: str, source: Source | None, region: str | None, mirrors: Sequence[str] | None
+) -> list[Source]:
+    """The primary source first, then the mirrors to fall back on."""
+    if region is not None and region != "auto" and region not in REGIONS:
+        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or auto")
+    primary = source or resolve_source(bucket=bucket)
+    if region and region != "auto":
+        primary = primary.in_region(region)
+    if mirrors is None:
+        mirrors = (
+            [r for r in REGIONS if r != primary.region]
+            if primary.bucket == DEFAULT_BUCKET or region == "auto"
+            else []
+        )
+    return [primary] + [primary.in_region(r) for r in mirrors if r != primary.region]
+
+
+def rank_by_probe(sources: list[Source], key: str) -> list[Source]:
+    """Order the mirrors by the time of a short probe request (fastest first); unreachable ones last."""
+    from .getters import probe
+
+    timings = run_sync(lambda: probe(sources, key))
+    ranked = sorted(range(len(sources)), key=lambda i: timings[i])
+    for i in ranked:
+        shown = "unreachable" if timings[i] == float("inf") else f"{timings[i] * 1000:.0f} ms"
+        logger.info("probe %s: %s", sources[i].region, shown)
+    return [sources[i] for i in ranked]
+
+
+def fetch(
+    manifest_or_plan: Manifest | FetchPlan,
+    dest: Destination | str | os.PathLike[str] | None = None,
+    *,
+    source: Source | None = None,
+    region: str | None = None,
+    jobs: int | None = None,
+    progress: Any = None,
+    retries: int = DEFAULT_RETRIES,
+    prune: bool = False,
+    require_md5: bool = False,
+    mirrors: Sequence[str] | None = None,
+    rehash: bool = False,
+    allow_empty: bool = False,
+) -> FetchResult:
+    """Transfer what ``dest`` lacks of a manifest (or carry out a plan); returns a :class:`FetchResult`.
+
+    ``region`` is ``us-west``, ``eu``, ``asia`` or ``auto`` (probe the mirrors, take the
+    fastest). On repeated failures or an MD5 mismatch an object is retried from the
+    ``mirrors`` (default: the other regions for the publisher's bucket, none otherwise).
+    ``progress``: see :mod:`isc_kit.progress`. ``prune`` deletes regular files in ``dest`` the
+    manifest does not list; pruning a folder down to an empty manifest needs ``allow_empty``.
+    """
+    started = monotonic()
+    jobs = check_count("jobs", jobs, DEFAULT_JOBS, minimum=1)
+    retries = check_count("retries", retries, DEFAULT_RETRIES, minimum=0)
+    if isinstance(manifest_or_plan, FetchPlan):
+        plan = manifest_or_plan
+        if dest is not None and as_destination(dest) != plan.dest:
+            raise ConfigError(f"the plan is for {plan.dest.root}, not {dest}; plan again for the new folder")
+    else:
+        if dest is None:
+            raise ConfigError("fetch needs a destination folder (dest=...)")
+        plan = plan_fetch(manifest_or_plan, dest, rehash=rehash)
+    manifest = plan.manifest
+    if prune and not len(manifest) and plan.extra and not allow_empty:
+        raise EmptySelectionError(
+            f"the manifest is empty, so --prune would delete all {len(plan.extra):,} files in {plan.dest.root}; "
+            "widen the selection, or allow it explicitly (allow_empty / --allow-empty)"
+        )
+    sources = pick_sources(manifest.bucket, source, region, mirrors)
+    todo = plan.todo_rows
+    if region == "auto" and todo:
+        sources = rank_by_probe(sources, manifest.key(manifest.relpaths[todo[0]]))
+    result = FetchResult(region=sources[0].region)
+    progress = as_progress(progress)
+    if not todo and not (prune and plan.extra):
+        plan.dest.remove_temps(plan.temps, locked=False)  # only temps of dead writers; nothing else to do
+        _account_skipped(result, plan, todo, require_md5)
+    else:
+        with plan.dest.lock():  # one writer per destination, prune included: a second fails at once
+            _locked_fetch(result, plan, todo, sources, jobs, retries, progress, prune, require_md5)
+    result.seconds = monotonic() - started
+    logger.info("%s", result.summary())
+    return result
+
+
+def _account_skipped(result: FetchResult, plan: FetchPlan, todo: list[int], require_md5: bool) -> list[int]:
+    """Fill the skipped/unverified/failed counts; returns the rows left to transfer."""
+    counts = plan.counts
+    result.skipped = counts["verified"] + counts["unverified"]
+    result.unverified = counts["unverified"]
+    if not require_md5:
+        return todo
+    md5s = plan.manifest.md5s.offsets
+    unknown = [r for r in range(len(plan.manifest)) if md5s[r] == md5s[r + 1]]
+    if unknown:
+        reason = "md5 unknown (multipart ETag): cannot be verified, and --require-md5 is set"
+        rels = plan.manifest.relpaths
+        result.failed += [
+            (rels[r], reason) for r in unknown if plan.status[r] in (UNVERIFIED, MISSING, CORRUPT)
+        ]
+        result.skipped -= sum(1 for r in unknown if plan.status[r] == UNVERIFIED)
+        result.unverified = 0
+        known = set(unknown)
+        todo = [r for r in todo if r not in known]
+    return todo
+
+
+def _locked_fetch(
+    result: FetchResult,
+    plan: FetchPlan,
+    todo: list[int],
+    sources: list[Source],
+    jobs: int,
+    retries: int,
+    progress: Progress,
+    prune: bool,
+    require_md5: bool,
+) -> None:
+    """Everything that writes to the destination; the caller holds its lock."""
+    manifest, dest = plan.manifest, plan.dest
+    dest.remove_temps(plan.temps, locked=True)  # under the lock no other writer exists
+    if prune and plan.extra:
+        result.pruned_files = dest.prune(plan.extra)
+        result.pruned = len(result.pruned_files)
+        if plan.nested:
+            logger.info(
+                "left %d nested destination folder(s) alone: %s", len(plan.nested), ", ".join(plan.nested[:3])
+            )
+    todo = _account_skipped(result, plan, todo, require_md5)
+    if not todo:
+        return
+    sizes = manifest.sizes
+    known = all(sizes[r] >= 0 for r in todo)
+    size = sum(sizes[r] for r in todo) if known else None
+    logger.info(
+        "fetching %d of %d files%s from %s",
+        len(todo),
+        len(manifest),
+        "" if size is None else f", {size / 1e6:,.1f} MB",
+        sources[0].describe(),
+    )
+    recompact = records_have_lines(dest)
+    tally = run_engine(manifest.items(todo), len(todo), size or 0, dest, sources, jobs, retries, progress)
+    result.transferred, result.bytes = tally.transferred, tally.bytes
+    result.unverified += tally.unverified
+    result.failed += tally.failed
+    if recompact:  # a record started by this run has one line per file already
+        records.compact(dest.record_path)
+
+
+def records_have_lines(dest: Destination) -> bool:
+    """Whether the record holds anything beyond its header (so a rewrite could drop duplicates)."""
+    try:
+        return dest.record_path.stat().st_size > len(records.HEADER)
+    except OSError:
+        return False
+
+
+def run_engine(
+    items: Iterator[Item],
+    count: int,
+    total_bytes: int,
+    dest: Destination,
+    sources: list[Source],
+    jobs: int,
+    retries: int,
+    progress: Any = None,
+) -> Tally:
+    """Transfer ``count`` items into ``dest``: ``jobs`` requests in flight, bodies finished in batches."""
+    progress = as_progress(progress)
+    progress.set_size(total_bytes)
+    with (
+        dest.record_writer() as writer,
+        BodyWriter(writer) as bodies,  # one thread: measured faster than two (bench.memory --entries 20000)
+    ):
+        engine = Engine(
+            dest=dest,
+            sources=sources,
+            getter=make_getter(sources, min(jobs, max(1, count))),
+            records=writer,
+            writer=bodies,
+            retries=retries,
+            on_bytes=progress.relative_update,
+            on_file=progress.file_done,
+        )
+        return run_sync(lambda: engine.run(items, min(jobs, count)))  # type: ignore[no-any-return]
+
+
+def repair(
+    manifest: Manifest,
+    dest: Destination | str | os.PathLike[str],
+    *,
+    report: VerifyReport | None = None,
+    **fetch_options: Any,
+) -> FetchResult:
+    """Re-fetch only the missing and corrupt files (verifying first unless ``report`` is given)."""
+    if report is None:
+        from ..verify import verify
+
+        report = verify(manifest, dest)
+    return fetch(report.as_plan(), dest, **fetch_options)
