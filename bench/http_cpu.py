@@ -43,7 +43,7 @@ async def _aiohttp_round(endpoint: str, keys: list[str], jobs: int) -> int:
 
 
 async def _raw_round(endpoint: str, keys: list[str], jobs: int) -> int:
-    from isc_kit._rawhttp import Origin, RawClient
+    from isc_kit.transfer.rawhttp import Origin, RawClient
 
     class Sink:  # the body lands in one buffer, as in a fetch
         def buffer(self, length: int) -> bytearray:

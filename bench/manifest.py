@@ -23,7 +23,7 @@ BUCKET = "drivendata-competition-fb-isc-data"
 CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from isc_kit.manifest import read_metadata
+from isc_kit.metadata import read_metadata
 from isc_kit.select import Selection, select
 t_import = time.perf_counter() - t0
 t0 = time.perf_counter(); m = read_metadata(sys.argv[1], "reference"); t_load = time.perf_counter() - t0

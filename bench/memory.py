@@ -47,7 +47,7 @@ def big_manifest(n: int) -> object:
             "size": pd.array(np.zeros(n, dtype=np.int64), dtype="Int64"),
         }
     )
-    return Manifest("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
+    return Manifest.from_pandas("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
 
 
 def _hwm_mb() -> int:
@@ -118,7 +118,7 @@ def main() -> None:
         phase(args.phase, args.pinned, args.dest, args.endpoint)
         return
     from isc_kit.manifest import write_pinned
-    from isc_kit.records import record_path
+    from isc_kit.local import Destination
 
     tmp = Path(args.workdir or tempfile.mkdtemp(prefix="isc-kit-bench-mem-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ def main() -> None:
         fetched = tmp / f"ref-{n}"
         if "fetch" in args.phases:
             shutil.rmtree(fetched, ignore_errors=True)  # the fetch phase starts from an empty folder
-            record_path(fetched).unlink(missing_ok=True)
+            Destination(fetched).record_path.unlink(missing_ok=True)
         elif {"replan", "refetch"} & set(args.phases) and not fetched.is_dir():
             p.error(f"{fetched} does not exist: run the fetch phase first (--phases fetch --workdir {tmp})")
         served = tmp / "served"  # empty: every GET answers an empty body; the listing must not walk 1M files

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from isc_kit.manifest import STRING, Manifest, load_pinned, write_pinned
+from isc_kit.manifest import Manifest, load_pinned, write_pinned
 from isc_kit.pin import pin
-from isc_kit.records import RecordWriter
+from isc_kit.local import Destination
 
 BIN = Path(sys.executable).parent
 
@@ -47,7 +47,7 @@ def make_repo(path: Path) -> Path:
 def generate(folders: list[Path], files: int, size: int) -> Manifest:
     rng = os.urandom
     ids, rels, md5s = [], [], []
-    writers = [RecordWriter(f).open() for f in folders]
+    writers = [Destination(f).record_writer().open() for f in folders]
     for f in folders:
         f.mkdir()
     for i in range(files):
@@ -65,13 +65,13 @@ def generate(folders: list[Path], files: int, size: int) -> Manifest:
         w.close()
     table = pd.DataFrame(
         {
-            "image_id": pd.array(ids, dtype=STRING),
-            "relpath": pd.array(rels, dtype=STRING),
-            "md5": pd.array(md5s, dtype=STRING),
+            "image_id": pd.array(ids, dtype="string[pyarrow]"),
+            "relpath": pd.array(rels, dtype="string[pyarrow]"),
+            "md5": pd.array(md5s, dtype="string[pyarrow]"),
             "size": pd.array([size] * files, dtype="Int64"),
         }
     )
-    return Manifest("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
+    return Manifest.from_pandas("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
 
 
 def main() -> None:

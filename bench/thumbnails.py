@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from isc_kit.fixture import materialize
-    from isc_kit.manifest import read_metadata
+    from isc_kit.metadata import read_metadata
     from isc_kit.s3server import EmbeddedS3
     from isc_kit.source import resolve_source
     from isc_kit.widgets import LocalImages, S3Images

@@ -449,7 +449,9 @@ def _diagnose(problems: ProblemCollector, line: int, raw: bytes) -> None:
         problems(line, "", text, "the last row has no line end (truncated file?)")
         return
     parts = text.split(",")
-    if len(parts) != 4:
+    if "\x00" in text:
+        problems(line, "", text, "NUL byte: binary data, not a pinned manifest row")
+    elif len(parts) != 4:
         problems(line, "", text, f"expected 4 fields (image_id,relpath,md5,size), found {len(parts)}")
     elif not re.fullmatch(r"[A-Z][0-9]{1,9}", parts[0]):
         problems(line, "image_id", parts[0], "not an image id")

@@ -78,13 +78,17 @@ class PinPlan:
     missing: list[str] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, str, str]] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)  # not listed, or not a regular file (never followed)
+    extra: list[str] = field(default_factory=list)  # regular files the manifest does not list
+    others: list[str] = field(default_factory=list)  # symlinks, FIFOs, devices: never followed, never pinned
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (relpath, why) known wrong without hashing
     writing: list[str] = field(default_factory=list)  # part files of a live fetch
     hashed: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unverified or self.mismatched or self.extra or self.writing)
+        return not (
+            self.missing or self.unverified or self.mismatched or self.extra or self.others or self.bad or self.writing
+        )
 
     def raise_if_blocked(self, manifest_path: str = "manifest") -> None:
         """One clear error naming the first problem of each kind and what to run."""
@@ -109,10 +113,18 @@ class PinPlan:
             hint = hint or (
                 f"run `isc-kit verify {manifest_path} {where}` (or pin with --hash to hash them now)"
             )
+        if self.bad:
+            problems += [Problem(0, "relpath", r, why) for r, why in self.bad]
+            hint = hint or f"repair them: `isc-kit verify --repair {manifest_path} {where}`"
+        if self.others:
+            problems += [
+                Problem(0, "relpath", r, "not a regular file (a symlink, FIFO or device): never pinned")
+                for r in self.others
+            ]
+            hint = hint or "replace them with the real files (`isc-kit verify --repair` fetches them)"
         if self.extra:
             problems += [
-                Problem(0, "relpath", r, "in the folder but not in the manifest, or not a regular file")
-                for r in self.extra
+                Problem(0, "relpath", r, "in the folder but not in the manifest") for r in self.extra
             ]
             hint = hint or f"remove them, or `isc-kit fetch --prune {manifest_path} {where}`"
         if problems:
@@ -145,10 +157,13 @@ def plan_pin(
             plan.unverified.append(rels[row])
         elif state == UNVERIFIED:  # no md5 to check against: pin what it is, hashed now
             plan.entries.append(PinEntry(rels[row], file_md5(dest.path(rels[row])), sizes[row], hashed=True))
-        else:
-            plan.mismatched.append((rels[row], md5s[row], local.actual_md5.get(row) or local.reason(row)))
+        elif row in local.actual_md5:
+            plan.mismatched.append((rels[row], md5s[row], local.actual_md5[row]))
+        else:  # wrong size, or recorded as other bytes: a fetch (or verify --repair) mends it
+            plan.bad.append((rels[row], local.reason(row)))
     plan.hashed = local.hashed
-    plan.extra = sorted(local.extra + local.others)
+    plan.extra = local.extra
+    plan.others = sorted(local.others)
     plan.writing = [t for t in local.temps if os.path.lexists(dest.path(t))]
     return plan
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -31,7 +32,7 @@ def manifest_for(
             "size": pd.array([rows[r][1] for r in rels], dtype="Int64"),
         }
     )
-    return Manifest("reference", bucket, prefix, table)
+    return Manifest.from_pandas("reference", bucket, prefix, table)
 
 
 def tree_md5s(root: Path) -> dict[str, str]:
@@ -54,3 +55,17 @@ def fetch_cmd(pinned: Path, dest: Path, *extra: str, jobs: int | None = None) ->
     if jobs is not None:
         cmd += ["--jobs", str(jobs), "--no-progress"]
     return [*cmd, *extra]
+
+
+class Recorded(NamedTuple):
+    size: int
+    mtime_ns: int
+    md5: str
+
+
+def recorded(dest: str | os.PathLike[str]) -> dict[str, Recorded]:
+    """What the verified record beside ``dest`` says, latest line per file (read with isc_kit's one reader)."""
+    from isc_kit.local import Destination
+    from isc_kit.records import iter_entries
+
+    return {rel: Recorded(s, m, h) for rel, s, m, h in iter_entries(Destination(dest).record_path)}

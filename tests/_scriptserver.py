@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from isc_kit._rawhttp import Origin
+from isc_kit.transfer.rawhttp import Origin
 
 Handler = Callable[["ScriptServer", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

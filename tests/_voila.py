@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
 GALLERY_NOTEBOOK = """\
 import os
 from isc_kit.fixture import materialize
-from isc_kit.manifest import read_metadata
+from isc_kit.metadata import read_metadata
 from isc_kit.widgets import LocalImages, Sampler
 
 root = materialize(os.environ.get("ISC_KIT_DEMO_SCALE", "tiny"))

@@ -114,7 +114,8 @@ def tiny_root() -> Path:
 @pytest.fixture
 def pinned(tiny_root: Path, tmp_path: Path) -> Path:
     """A pinned manifest of the whole tiny reference set (the server holds the same bytes)."""
-    from isc_kit.manifest import read_metadata, write_pinned
+    from isc_kit.manifest import write_pinned
+    from isc_kit.metadata import read_metadata
 
     path = tmp_path / "ref.pinned"
     write_pinned(read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference"), path)

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from isc_kit._bodywriter import BodyWriter, Finished, _hashlib_many
-from isc_kit.records import RecordWriter, iter_entries
+from isc_kit.transfer.bodywriter import BodyWriter, Finished, _hashlib_many
+from isc_kit.local import Destination
+from isc_kit.records import iter_entries
 
 MD5_ABC = "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321 test suite
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
@@ -32,7 +33,7 @@ def paths(dest: Path, name: str) -> tuple[str, str]:
 
 
 def records(dest: Path) -> dict[str, tuple[int, int, str]]:
-    return {rel: (size, mtime, md5) for rel, size, mtime, md5 in iter_entries(dest)}
+    return {rel: (size, mtime, md5) for rel, size, mtime, md5 in iter_entries(Destination(dest).record_path)}
 
 
 async def submit_all(
@@ -50,7 +51,7 @@ def test_good_bodies_are_placed_and_recorded(dest: Path) -> None:
     ]
 
     async def main() -> list[Finished]:
-        with RecordWriter(dest) as rec, BodyWriter(rec) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec) as writer:
             return await submit_all(writer, dest, jobs)
 
     results = asyncio.run(main())
@@ -66,7 +67,7 @@ def test_good_bodies_are_placed_and_recorded(dest: Path) -> None:
 
 def test_a_wrong_md5_never_touches_the_disk(dest: Path) -> None:
     async def main() -> list[Finished]:
-        with RecordWriter(dest) as rec, BodyWriter(rec) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec) as writer:
             return await submit_all(writer, dest, [("R1.jpg", b"abd", MD5_ABC), ("R2.jpg", b"abc", MD5_ABC)])
 
     bad, good = asyncio.run(main())
@@ -80,7 +81,7 @@ def test_a_temp_path_in_a_missing_folder_fails_cleanly(dest: Path) -> None:
     missing = dest / "gone"
 
     async def main() -> list[Finished]:
-        with RecordWriter(dest) as rec, BodyWriter(rec) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec) as writer:
             lost = writer.submit("gone/R1.jpg", b"abc", *paths(missing, "R1.jpg"), MD5_ABC)
             kept = writer.submit("R2.jpg", b"abc", *paths(dest, "R2.jpg"), MD5_ABC)
             return [await lost, await kept]
@@ -106,7 +107,7 @@ def test_many_submits_share_batches(dest: Path) -> None:
     jobs = bodies(200)
 
     async def main() -> tuple[list[Finished], int]:
-        with RecordWriter(dest) as rec, BodyWriter(rec) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec) as writer:
             results = await submit_all(writer, dest, list(jobs))
             return results, writer.batches
 
@@ -134,7 +135,7 @@ def test_the_hashlib_hasher_gives_the_same_results(tmp_path: Path) -> None:
 
     async def main(dest: Path, hasher: Any) -> list[Finished]:
         dest.mkdir()
-        with RecordWriter(dest) as rec, BodyWriter(rec, hasher=hasher) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec, hasher=hasher) as writer:
             return await submit_all(writer, dest, jobs)
 
     default = asyncio.run(main(tmp_path / "default", None))
@@ -155,7 +156,7 @@ def test_a_failing_hasher_fails_its_batch_and_the_writer_goes_on(dest: Path) -> 
         return _hashlib_many(buffers)
 
     async def main() -> Finished:
-        with RecordWriter(dest) as rec, BodyWriter(rec, hasher=flaky) as writer:
+        with Destination(dest).record_writer() as rec, BodyWriter(rec, hasher=flaky) as writer:
             with pytest.raises(MemoryError):
                 await writer.submit("R1.jpg", b"abc", *paths(dest, "R1.jpg"), MD5_ABC)
             return await writer.submit("R2.jpg", b"abc", *paths(dest, "R2.jpg"), MD5_ABC)

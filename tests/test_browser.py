@@ -29,7 +29,7 @@ def test_gallery_renders_resamples_and_enlarges_in_chromium(tmp_path: Path, monk
     from playwright.sync_api import sync_playwright
 
     from isc_kit.fixture import materialize
-    from isc_kit.manifest import read_metadata
+    from isc_kit.metadata import read_metadata
 
     update = os.environ.get("UPDATE_GALLERY_SCREENSHOT", "")
     scale = update or "tiny"

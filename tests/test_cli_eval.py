@@ -71,7 +71,8 @@ def test_eval_negative_max_is_a_config_error(
 
 
 def pin(tmp_path: Path, set_name: str, ids: list[str]) -> Path:
-    from isc_kit.manifest import read_metadata, write_pinned
+    from isc_kit.manifest import write_pinned
+    from isc_kit.metadata import read_metadata
 
     prefix = {
         "query": "all/query_images/",

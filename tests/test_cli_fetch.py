@@ -9,7 +9,8 @@ import pytest
 from _fetch_helpers import PREFIX, expected_md5s, tree_md5s
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import read_metadata, write_pinned
+from isc_kit.manifest import write_pinned
+from isc_kit.metadata import read_metadata
 
 
 def test_fetch_json_then_rerun_then_verify(

@@ -18,7 +18,7 @@ import pytest
 from _fetch_helpers import PREFIX, fetch_cmd, manifest_for, md5, tree_md5s
 from faultproxy import FaultMix, FaultProxy
 
-from isc_kit._lock import destination_lock, lock_path
+from isc_kit.local import Destination
 from isc_kit.errors import DestinationError
 from isc_kit.transfer import fetch
 
@@ -101,7 +101,7 @@ def test_a_killed_holder_does_not_block_the_next_fetch(s3_endpoint: str, objects
         _wait_until_writing(first, dest)
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    assert lock_path(dest).exists()  # the file stays; the kernel released the lock with the process
+    assert Destination(dest).lock_path.exists()  # the file stays; the kernel released the lock with the process
     second = _start(pinned, dest, s3_endpoint)
     _out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
@@ -117,7 +117,7 @@ def test_library_fetch_refuses_a_locked_destination_and_different_ones_are_indep
 
     m = load_pinned(pinned)
     busy, free = tmp_path / "busy", tmp_path / "free"
-    with destination_lock(busy, what="test"):
+    with Destination(busy).lock(what="test"):
         with pytest.raises(DestinationError) as info:
             fetch(m, busy)
         assert "pid" in str(info.value)
@@ -126,7 +126,7 @@ def test_library_fetch_refuses_a_locked_destination_and_different_ones_are_indep
         result = fetch(m, free)  # another folder: not blocked
         assert result.ok
     assert tree_md5s(free) == want
-    assert lock_path(busy).parent == tmp_path / ".isc-kit"  # beside the folder, never inside it
+    assert Destination(busy).lock_path.parent == tmp_path / ".isc-kit"  # beside the folder, never inside it
     assert fetch(m, busy).ok  # released
     assert tree_md5s(busy) == want
     assert all(p.name != "busy.lock" for p in busy.rglob("*"))

@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, manifest_for, md5, tree_md5s
+from _fetch_helpers import PREFIX, manifest_for, md5, tree_md5s, recorded
 
 from isc_kit.cli.main import main
 from isc_kit.manifest import write_pinned
-from isc_kit.records import load_verified
 
 
 def _mount(target: Path, options: str) -> None:
@@ -83,7 +82,7 @@ def test_disk_full_fails_clearly_leaves_no_partial_file_and_resumes(
     failed = {f["relpath"] for f in out["failed"]}
     assert failed == set(want) - set(on_disk)
     assert out["transferred"] == len(on_disk)
-    assert {r: e.md5 for r, e in load_verified(dest).items()}.items() <= on_disk.items()
+    assert {r: e.md5 for r, e in recorded(dest).items()}.items() <= on_disk.items()
 
     small_fs("size=8m")
     code, out, err = _fetch(pinned, dest, capsys)

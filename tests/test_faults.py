@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s
+from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s, recorded
 from faultproxy import FAULTS, FaultMix, FaultProxy
 
 from isc_kit.cli.main import main
 from isc_kit.manifest import write_pinned
-from isc_kit.records import load_verified
 
 #: name -> (mix, seed). The seed fixes which requests fail; the invariants must hold for any seed.
 MIXES: dict[str, tuple[FaultMix, int]] = {
@@ -78,9 +77,9 @@ def check_outcome(code: int, out: dict, err: str, dest: Path, expected: dict[str
     assert out["failed_count"] == len(failed) == len(expected) - len(on_disk)
     assert (code == 0) == (not failed) == out["ok"]
     assert temps(dest) == []
-    recorded = {r: e.md5 for r, e in load_verified(dest).items()}
-    assert recorded == {r: on_disk[r] for r in recorded}  # the record never vouches for bad bytes
-    assert set(recorded) == set(on_disk)
+    in_record = {r: e.md5 for r, e in recorded(dest).items()}
+    assert in_record == {r: on_disk[r] for r in in_record}  # the record never vouches for bad bytes
+    assert set(in_record) == set(on_disk)
     assert "Traceback" not in err
     for rel in list(failed)[:5]:
         assert f"FAILED {rel}:" in err

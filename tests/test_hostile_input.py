@@ -40,21 +40,20 @@ GOOD_ROWS = row(0) + row(1) + row(2)
 
 
 def pinned(rows: list[tuple[str, str, str | None, int | None]], **header: str) -> bytes:
-    """A pinned manifest with a *correct* fingerprint over arbitrary (possibly hostile) rows."""
-    table = pd.DataFrame(
-        {
-            "image_id": pd.array([r[0] for r in rows], dtype=pd.StringDtype("pyarrow")),
-            "relpath": pd.array([r[1] for r in rows], dtype=pd.StringDtype("pyarrow")),
-            "md5": pd.array([r[2] for r in rows], dtype=pd.StringDtype("pyarrow")),
-            "size": pd.array([r[3] for r in rows], dtype="Int64"),
-        }
-    )
-    data = pinned_bytes(Manifest("reference", BUCKET, "all/reference_images/", table))
-    for key, value in header.items():
-        lines = data.split(b"\n")
-        lines = [f"# {key}: {value}".encode() if x.startswith(f"# {key}:".encode()) else x for x in lines]
-        data = b"\n".join(lines)
-    return data
+    """A pinned manifest with a *correct* fingerprint over arbitrary (possibly hostile) rows, written by hand."""
+    body = "".join(f"{i},{r},{m or ''},{'' if s is None else s}\n" for i, r, m, s in rows).encode()
+    fields = {
+        "set": "reference",
+        "bucket": BUCKET,
+        "prefix": "all/reference_images/",
+        "selection": "all",
+        "count": str(len(rows)),
+        "bytes": "unknown",
+        "fingerprint": "sha256:" + hashlib.sha256(body).hexdigest(),
+        **header,
+    }
+    head = "# isc-kit pinned manifest v1\n" + "".join(f"# {k}: {v}\n" for k, v in fields.items())
+    return (head + "image_id,relpath,md5,size\n").encode() + body
 
 
 def good_pinned(relpath: str = "R000001.jpg", **header: str) -> bytes:

@@ -187,7 +187,7 @@ def check_pin_state(repo: Path, files: dict[str, str]) -> bool:
 @pytest.mark.slow
 @pytest.mark.dvc
 def test_pin_survives_20_kills_and_completes(tiny_root: Path, tmp_path: Path) -> None:
-    from isc_kit.manifest import read_metadata
+    from isc_kit.metadata import read_metadata
 
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from isc_kit.errors import ChecksumMismatchError, DvcError, InputFileError
-from isc_kit.manifest import STRING, Manifest, write_pinned
+from isc_kit.manifest import Manifest, write_pinned
 from isc_kit.pin import dvcfile_text, pin, tree_bytes, tree_oid
-from isc_kit.records import RecordWriter
+from isc_kit.local import Destination
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 GIT_ID = {
@@ -62,20 +62,20 @@ def manifest_of(files: dict[str, bytes], md5s: dict[str, str] | None = None) -> 
     rels = sorted(files)
     table = pd.DataFrame(
         {
-            "image_id": pd.array([f"Q{i:05d}" for i in range(len(rels))], dtype=STRING),
-            "relpath": pd.array(rels, dtype=STRING),
+            "image_id": pd.array([f"Q{i:05d}" for i in range(len(rels))], dtype="string[pyarrow]"),
+            "relpath": pd.array(rels, dtype="string[pyarrow]"),
             "md5": pd.array(
-                [(md5s or {}).get(r, hashlib.md5(files[r]).hexdigest()) for r in rels], dtype=STRING
+                [(md5s or {}).get(r, hashlib.md5(files[r]).hexdigest()) for r in rels], dtype="string[pyarrow]"
             ),
             "size": pd.array([len(files[r]) for r in rels], dtype="Int64"),
         }
     )
-    return Manifest("query", "drivendata-competition-fb-isc-data", "all/query_images/", table)
+    return Manifest.from_pandas("query", "drivendata-competition-fb-isc-data", "all/query_images/", table)
 
 
 def record_all(folder: Path, files: dict[str, bytes]) -> None:
     """Verified records as the fetch writes them (md5 computed here with hashlib)."""
-    with RecordWriter(folder) as w:
+    with Destination(folder).record_writer() as w:
         for rel, data in files.items():
             st = os.stat(folder / rel)
             w.add(rel, st.st_size, st.st_mtime_ns, hashlib.md5(data).hexdigest())
@@ -178,7 +178,8 @@ def test_hash_option_checks_against_manifest(tmp_path: Path) -> None:
         pin(manifest_of(FILES, bad), tmp_path / "imgs", hash_unverified=True)
     assert not (tmp_path / "imgs.dvc").exists()
     result = pin(manifest_of(FILES), tmp_path / "imgs", hash_unverified=True)
-    assert result.hashed == len(FILES)
+    assert result.nfiles == len(FILES)
+    assert result.hashed == 1  # the other files were recorded as verified by the first (refused) attempt
 
 
 def test_refuses_missing_and_extra(tmp_path: Path) -> None:
@@ -206,7 +207,7 @@ def test_cli_pin_one_line_error(tmp_path: Path) -> None:
     files = {"Q00000.jpg": b"a", "Q00001.jpg": b"b"}
     write_tree(tmp_path / "imgs", files)
     manifest = manifest_of(files)
-    manifest.table["image_id"] = pd.array(["Q00000", "Q00001"], dtype=STRING)
+    manifest.table["image_id"] = pd.array(["Q00000", "Q00001"], dtype="string[pyarrow]")
     write_pinned(manifest, tmp_path / "q.pinned")
     proc = subprocess.run(
         [sys.executable, "-m", "isc_kit", "pin", "q.pinned", "imgs"],
@@ -242,7 +243,7 @@ def test_shards_move_flat_files_and_keep_records(tmp_path: Path) -> None:
     write_tree(tmp_path / "imgs", files)
     record_all(tmp_path / "imgs", files)
     manifest = manifest_of(files)
-    manifest.table["image_id"] = pd.array([r[:-4] for r in sorted(files)], dtype=STRING)
+    manifest.table["image_id"] = pd.array([r[:-4] for r in sorted(files)], dtype="string[pyarrow]")
     results = pin_shards(manifest, tmp_path / "imgs", 10)
     assert [Path(r.dvcfile).name for r in results] == [
         "Q00000-Q00009.dvc",

@@ -20,7 +20,7 @@ from _scriptserver import ScriptServer, answer_each, ok, write_in_pieces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isc_kit._rawhttp import Origin, ProtocolError, RawClient, Response, _Connection
+from isc_kit.transfer.rawhttp import Origin, ProtocolError, RawClient, Response, _Connection
 
 
 def chunked(status: bytes, chunks: list[bytes], trailers: bytes = b"") -> bytes:

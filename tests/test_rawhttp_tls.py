@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from isc_kit._http import GetError, RawGetter
-from isc_kit._rawhttp import Origin, ProtocolError, RawClient
+from isc_kit.transfer.getters import GetError, RawGetter
+from isc_kit.transfer.rawhttp import Origin, ProtocolError, RawClient
 from isc_kit.source import resolve_source
 
 BODY = bytes(i * 31 % 256 for i in range(700_000))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from isc_kit.catalog import get_set
 from isc_kit.errors import ConfigError, InputFileError
-from isc_kit.manifest import STRING, Manifest
+from isc_kit.manifest import Manifest
 from isc_kit.select import (
     Selection,
     filter_mask,
@@ -31,13 +31,13 @@ QUERY_IDS = [f"Q{i:05d}" for i in range(50_000)]
 def manifest(ids: list[str], set_name: str = "query") -> Manifest:
     table = pd.DataFrame(
         {
-            "image_id": pd.array(ids, dtype=STRING),
-            "relpath": pd.array([f"{i}.jpg" for i in ids], dtype=STRING),
-            "md5": pd.array(["0" * 32] * len(ids), dtype=STRING),
+            "image_id": pd.array(ids, dtype="string[pyarrow]"),
+            "relpath": pd.array([f"{i}.jpg" for i in ids], dtype="string[pyarrow]"),
+            "md5": pd.array(["0" * 32] * len(ids), dtype="string[pyarrow]"),
             "size": pd.array([1] * len(ids), dtype="Int64"),
         }
     )
-    return Manifest(set_name, "b", get_set(set_name).prefix, table)
+    return Manifest.from_pandas(set_name, "b", get_set(set_name).prefix, table)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import pytest
 from faultproxy import FaultMix, FaultProxy
 from test_pin import DVC, make_repo, run
 
-from isc_kit.manifest import read_metadata, write_pinned
+from isc_kit.manifest import write_pinned
+from isc_kit.metadata import read_metadata
 from isc_kit.select import Selection, select
 from isc_kit.share import Remote, share
 from isc_kit.source import Source
@@ -94,19 +95,19 @@ def test_share_rejects_a_copy_whose_etag_contradicts_the_manifest(
     (tmp_path / ".dvc").mkdir()
     import pandas as pd
 
-    from isc_kit.manifest import STRING, Manifest
+    from isc_kit.manifest import Manifest
 
     table = pd.DataFrame(
         {
-            "image_id": pd.array(["Q00000", "Q00001"], dtype=STRING),
-            "relpath": pd.array(["Q00000.jpg", "Q00001.jpg"], dtype=STRING),
+            "image_id": pd.array(["Q00000", "Q00001"], dtype="string[pyarrow]"),
+            "relpath": pd.array(["Q00000.jpg", "Q00001.jpg"], dtype="string[pyarrow]"),
             "md5": pd.array(
-                [hashlib.md5(good).hexdigest(), hashlib.md5(b"original").hexdigest()], dtype=STRING
+                [hashlib.md5(good).hexdigest(), hashlib.md5(b"original").hexdigest()], dtype="string[pyarrow]"
             ),
             "size": pd.array([len(good), 8], dtype="Int64"),
         }
     )
-    manifest = Manifest("query", source_bucket, "all/query_images/", table)
+    manifest = Manifest.from_pandas("query", source_bucket, "all/query_images/", table)
     result = share(
         manifest,
         tmp_path / "q",
@@ -147,17 +148,17 @@ def put_multipart(client, bucket: str, key: str, parts: list[bytes]) -> str:
 def one_entry_manifest(bucket: str, md5: str, size: int):
     import pandas as pd
 
-    from isc_kit.manifest import STRING, Manifest
+    from isc_kit.manifest import Manifest
 
     table = pd.DataFrame(
         {
-            "image_id": pd.array(["Q00000"], dtype=STRING),
-            "relpath": pd.array(["Q00000.jpg"], dtype=STRING),
-            "md5": pd.array([md5], dtype=STRING),
+            "image_id": pd.array(["Q00000"], dtype="string[pyarrow]"),
+            "relpath": pd.array(["Q00000.jpg"], dtype="string[pyarrow]"),
+            "md5": pd.array([md5], dtype="string[pyarrow]"),
             "size": pd.array([size], dtype="Int64"),
         }
     )
-    return Manifest("query", bucket, "all/query_images/", table)
+    return Manifest.from_pandas("query", bucket, "all/query_images/", table)
 
 
 class CopyETagProxy(FaultProxy):
@@ -275,18 +276,18 @@ def manifest_of(bucket: str, md5s: dict[str, str]):
     """A query manifest of ``{relpath: md5}`` under all/query_images/ in ``bucket``."""
     import pandas as pd
 
-    from isc_kit.manifest import STRING, Manifest
+    from isc_kit.manifest import Manifest
 
     rels = sorted(md5s)
     table = pd.DataFrame(
         {
-            "image_id": pd.array([r.removesuffix(".jpg") for r in rels], dtype=STRING),
-            "relpath": pd.array(rels, dtype=STRING),
-            "md5": pd.array([md5s[r] for r in rels], dtype=STRING),
+            "image_id": pd.array([r.removesuffix(".jpg") for r in rels], dtype="string[pyarrow]"),
+            "relpath": pd.array(rels, dtype="string[pyarrow]"),
+            "md5": pd.array([md5s[r] for r in rels], dtype="string[pyarrow]"),
             "size": pd.array([len(IMAGES[r]) for r in rels], dtype="Int64"),
         }
     )
-    return Manifest("query", bucket, "all/query_images/", table)
+    return Manifest.from_pandas("query", bucket, "all/query_images/", table)
 
 
 def md5_key(md5: str) -> str:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, manifest_for, md5, tree_md5s
+from _fetch_helpers import PREFIX, expected_md5s, manifest_for, md5, tree_md5s, recorded
 
-from isc_kit.manifest import Manifest, read_metadata
-from isc_kit.records import load_verified, record_path
+from isc_kit.manifest import Manifest
+from isc_kit.metadata import read_metadata
+from isc_kit.local import Destination
 from isc_kit.transfer import FetchPlan, fetch, plan_fetch
 
 
@@ -35,9 +36,9 @@ def test_full_fetch_is_verified_and_dest_holds_only_images(
     assert (result.transferred, result.skipped, result.failed) == (40, 0, [])
     assert result.bytes == sum((tiny_root / PREFIX / r).stat().st_size for r in expected)
     assert tree_md5s(dest) == expected  # exactly the images, nothing else in the folder
-    verified = load_verified(dest)
+    verified = recorded(dest)
     assert {r: e.md5 for r, e in verified.items()} == expected
-    assert record_path(dest).parent == tmp_path / ".isc-kit"
+    assert Destination(dest).record_path.parent == tmp_path / ".isc-kit"
     d = result.to_dict()
     assert d["transferred"] == 40
     assert d["failed"] == []
@@ -50,7 +51,7 @@ def test_rerun_transfers_nothing_and_reads_nothing(
     dest = tmp_path / "ref"
     assert fetch(ref_manifest, dest).ok
     plan = plan_fetch(ref_manifest, dest)
-    assert plan.counts == {"missing": 0, "verified": 40, "unverified": 0, "corrupt": 0}
+    assert plan.counts == {"missing": 0, "verified": 40, "unverified": 0, "corrupt": 0, "unchecked": 0}
     assert plan.hashed == 0
     assert len(plan.to_fetch) == 0
     again = fetch(ref_manifest, dest)
@@ -65,7 +66,7 @@ def test_plan_of_a_tree_written_by_another_tool_hashes_once(
     (dest / "R000005.jpg").write_bytes(b"garbage")
     (dest / "R000006.jpg").unlink()
     plan = plan_fetch(ref_manifest, dest)
-    assert plan.counts == {"missing": 1, "verified": 38, "unverified": 0, "corrupt": 1}
+    assert plan.counts == {"missing": 1, "verified": 38, "unverified": 0, "corrupt": 1, "unchecked": 0}
     assert plan.hashed == 39  # metadata CSVs carry no sizes: every present file is read once
     assert sorted(plan.to_fetch.table["relpath"]) == ["R000005.jpg", "R000006.jpg"]
     assert "2 of 40" in str(plan)
@@ -103,7 +104,7 @@ def test_bucket_bytes_that_disagree_with_the_manifest_are_never_kept(
     assert not (dest / "R000001.jpg").exists()
     assert _temps(dest) == []
     assert (dest / "R000002.jpg").read_bytes() == good
-    assert "R000001.jpg" not in load_verified(dest)
+    assert "R000001.jpg" not in recorded(dest)
 
 
 def test_size_that_disagrees_with_the_manifest_is_a_failure(
@@ -214,14 +215,14 @@ def test_prune_deletes_only_unlisted_regular_files_inside_dest(
 
 
 def test_prune_waits_for_the_destination_lock(s3_env: str, ref_manifest: Manifest, tmp_path: Path) -> None:
-    from isc_kit._lock import destination_lock
+    from isc_kit.local import Destination
     from isc_kit.errors import DestinationError
 
     dest = tmp_path / "ref"
     small = ref_manifest.subset(ref_manifest.table.index < 2)
     assert fetch(small, dest).ok
     (dest / "R000039.jpg").write_bytes(b"another writer's file")
-    with destination_lock(dest, what="test"), pytest.raises(DestinationError):
+    with Destination(dest).lock(what="test"), pytest.raises(DestinationError):
         fetch(small, dest, prune=True)
     assert (dest / "R000039.jpg").read_bytes() == b"another writer's file"  # untouched while locked
     assert fetch(small, dest, prune=True).pruned == 1
@@ -237,7 +238,7 @@ def test_stale_temp_files_are_cleaned_and_never_count(
     stale.write_bytes(b"half")
     small = ref_manifest.subset(ref_manifest.table.index < 2)
     plan = plan_fetch(small, dest)
-    assert plan.stale_temps == [stale.name]
+    assert plan.temps == [stale.name]
     assert plan.extra == []
     assert fetch(plan).ok
     assert _temps(dest) == []

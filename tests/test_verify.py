@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s
+from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s, recorded
 
 from isc_kit import _hashing
-from isc_kit.manifest import Manifest, read_metadata
-from isc_kit.records import load_verified
+from isc_kit.manifest import Manifest
+from isc_kit.metadata import read_metadata
 from isc_kit.transfer import fetch, plan_fetch
-from isc_kit.verify import repair, verify
+from isc_kit.transfer import repair
+from isc_kit.verify import verify
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_bit_rot_with_unchanged_mtime_is_found_and_repaired(
     assert report.extra == ["notes.txt"]
     assert report.verified == 38
     assert md5(bytes(data)) in report.reasons["R000010.jpg"]
-    assert "R000010.jpg" not in load_verified(dest)
+    assert "R000010.jpg" not in recorded(dest)
     d = report.to_dict()
     assert (d["corrupt_count"], d["missing_count"], d["extra_count"], d["ok"]) == (1, 1, 1, False)
     result = repair(ref_manifest, dest, report=report)

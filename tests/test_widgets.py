@@ -13,7 +13,8 @@ from PIL import Image
 from test_widgets_logic import expected_sample
 
 from isc_kit.groundtruth import load_ground_truth
-from isc_kit.manifest import Manifest, read_metadata
+from isc_kit.manifest import Manifest
+from isc_kit.metadata import read_metadata
 from isc_kit.select import Selection, select
 from isc_kit.widgets import Gallery, LocalImages, Overview, PairViewer, Sampler, ThumbnailCache
 

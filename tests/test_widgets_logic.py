@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from isc_kit.errors import ConfigError
-from isc_kit.manifest import read_metadata
+from isc_kit.metadata import read_metadata
 from isc_kit.widgets.imagesource import LocalImages, entries
 from isc_kit.widgets.paging import page_view, parse_pattern
 from isc_kit.widgets.thumbnails import ThumbnailCache, detail_caption, human_bytes, make_thumbnail

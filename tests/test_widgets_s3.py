@@ -6,7 +6,8 @@ import hashlib
 
 import pandas as pd
 
-from isc_kit.manifest import STRING, Manifest, read_metadata
+from isc_kit.manifest import Manifest
+from isc_kit.metadata import read_metadata
 from isc_kit.source import Source, resolve_source
 from isc_kit.widgets import Gallery, S3Images, ThumbnailCache
 from isc_kit.widgets.imagesource import entries
@@ -37,13 +38,13 @@ def test_gallery_reads_lazily_through_s3_and_caches_verified_bytes(s3_env, tiny_
 def _manifest(bucket: str, rows: list[tuple[str, str | None]]) -> Manifest:
     table = pd.DataFrame(
         {
-            "image_id": pd.array([r[0] for r in rows], dtype=STRING),
-            "relpath": pd.array([f"{r[0]}.jpg" for r in rows], dtype=STRING),
-            "md5": pd.array([r[1] for r in rows], dtype=STRING),
+            "image_id": pd.array([r[0] for r in rows], dtype="string[pyarrow]"),
+            "relpath": pd.array([f"{r[0]}.jpg" for r in rows], dtype="string[pyarrow]"),
+            "md5": pd.array([r[1] for r in rows], dtype="string[pyarrow]"),
             "size": pd.array([None] * len(rows), dtype="Int64"),
         }
     )
-    return Manifest("query", bucket, "all/query_images/", table)
+    return Manifest.from_pandas("query", bucket, "all/query_images/", table)
 
 
 def test_corrupt_and_missing_objects_are_marked_and_never_cached(

@@ -209,7 +209,7 @@ def local_write_error(full: str, err: OSError) -> str:
     if err.errno == errno.EISDIR:
         return f"{full}: a folder is in the way of the file ({what}); move or remove it, then rerun"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{full}: cannot write: {what}; free some space (`df`), then rerun"
+        return f"{full}: cannot write: {what}; free space on that disk (`df`), then rerun"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{full}: cannot write: {what}; check the folder's permissions and that it is not mounted read-only"
     return f"{full}: cannot write: {what}; check free space and permissions"
