@@ -47,7 +47,9 @@ def big_manifest(n: int) -> object:
             "size": pd.array(np.zeros(n, dtype=np.int64), dtype="Int64"),
         }
     )
-    return Manifest.from_pandas("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
+    return Manifest.from_pandas(
+        "reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table
+    )
 
 
 def _hwm_mb() -> int:

@@ -71,7 +71,9 @@ def generate(folders: list[Path], files: int, size: int) -> Manifest:
             "size": pd.array([size] * files, dtype="Int64"),
         }
     )
-    return Manifest.from_pandas("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table)
+    return Manifest.from_pandas(
+        "reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table
+    )
 
 
 def main() -> None:

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         pinned, dest = os.path.join(tmp, "r.pinned"), os.path.join(tmp, "r")
         metadata = f"s3://{s3.bucket}/metadata/reference_images_metadata.csv"
         subprocess.run(
-            _isc_kit("manifest", "reference", "--metadata", metadata, "--sample", str(args.files), "-o", pinned),
+            _isc_kit(
+                "manifest", "reference", "--metadata", metadata, "--sample", str(args.files), "-o", pinned
+            ),
             check=True,
             env=env,
         )
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("fetch", "verify"):
             cmd = _isc_kit(name, pinned, dest, "--no-progress")
             seconds = _median_seconds(cmd, args.rounds, env)
-            print(f"| `isc-kit {name}` ({args.files} files, all verified) | {seconds:.3f} | {_imports(cmd, env)} |")
+            print(
+                f"| `isc-kit {name}` ({args.files} files, all verified) | {seconds:.3f} | {_imports(cmd, env)} |"
+            )
         catalog = _median_seconds(_isc_kit("catalog"), args.rounds, env)
         print(f"| `isc-kit catalog` | {catalog:.3f} | {_imports(_isc_kit('catalog'), env)} |")
     return 0

@@ -87,7 +87,13 @@ class PinPlan:
     @property
     def ok(self) -> bool:
         return not (
-            self.missing or self.unverified or self.mismatched or self.extra or self.others or self.bad or self.writing
+            self.missing
+            or self.unverified
+            or self.mismatched
+            or self.extra
+            or self.others
+            or self.bad
+            or self.writing
         )
 
     def raise_if_blocked(self, manifest_path: str = "manifest") -> None:

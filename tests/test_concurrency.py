@@ -101,7 +101,9 @@ def test_a_killed_holder_does_not_block_the_next_fetch(s3_endpoint: str, objects
         _wait_until_writing(first, dest)
         first.send_signal(signal.SIGKILL)
         first.communicate()
-    assert Destination(dest).lock_path.exists()  # the file stays; the kernel released the lock with the process
+    assert Destination(
+        dest
+    ).lock_path.exists()  # the file stays; the kernel released the lock with the process
     second = _start(pinned, dest, s3_endpoint)
     _out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err

@@ -65,7 +65,8 @@ def manifest_of(files: dict[str, bytes], md5s: dict[str, str] | None = None) -> 
             "image_id": pd.array([f"Q{i:05d}" for i in range(len(rels))], dtype="string[pyarrow]"),
             "relpath": pd.array(rels, dtype="string[pyarrow]"),
             "md5": pd.array(
-                [(md5s or {}).get(r, hashlib.md5(files[r]).hexdigest()) for r in rels], dtype="string[pyarrow]"
+                [(md5s or {}).get(r, hashlib.md5(files[r]).hexdigest()) for r in rels],
+                dtype="string[pyarrow]",
             ),
             "size": pd.array([len(files[r]) for r in rels], dtype="Int64"),
         }

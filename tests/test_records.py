@@ -42,7 +42,9 @@ def test_an_unchanged_file_is_verified_by_its_record_and_a_touched_one_is_hashed
     st = f.stat()
     with RecordWriter(Destination(dest).record_path) as w:
         w.add("R000001.jpg", st.st_size, st.st_mtime_ns, MD5_A)
-    manifest = Manifest.from_rows("reference", "b", "all/reference_images/", [("R000001", "R000001.jpg", MD5_A, 1)])
+    manifest = Manifest.from_rows(
+        "reference", "b", "all/reference_images/", [("R000001", "R000001.jpg", MD5_A, 1)]
+    )
     assert compare(manifest, dest).status[0] == VERIFIED  # trusted: size and mtime match the record
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     local = compare(manifest, dest)

@@ -7,7 +7,7 @@ import pytest
 from isc_kit.catalog import bucket_for_region
 from isc_kit.config import resolve_endpoint
 from isc_kit.errors import AccessDeniedError, ConfigError, ObjectNotFoundError
-from isc_kit.source import Source, list_objects, literal_prefix, resolve_source, translate_error
+from isc_kit.source import Source, list_objects, resolve_source, translate_error
 
 
 def test_endpoint_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,13 +59,6 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_source_values(bad: dict) -> None:
     with pytest.raises(ConfigError):
         Source(**bad)
-
-
-def test_literal_prefix() -> None:
-    assert literal_prefix("Q00*") == "Q00"
-    assert literal_prefix("Q0000?.jpg") == "Q0000"
-    assert literal_prefix("[QR]*") == ""
-    assert literal_prefix("Q00001.jpg") == "Q00001.jpg"
 
 
 def test_listing_all_three_mirrors_anonymously(s3_env: str) -> None:
