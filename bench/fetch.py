@@ -24,11 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.fastserver import FastS3
-from isc_kit.transfer.run import DEFAULT_JOBS
 from isc_kit.catalog import DEFAULT_BUCKET
 from isc_kit.fixture import materialize
 from isc_kit.manifest import write_pinned
 from isc_kit.metadata import read_metadata
+from isc_kit.transfer.run import DEFAULT_JOBS
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "all/reference_images/"

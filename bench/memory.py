@@ -119,8 +119,8 @@ def main() -> None:
     if args.phase:
         phase(args.phase, args.pinned, args.dest, args.endpoint)
         return
-    from isc_kit.manifest import write_pinned
     from isc_kit.local import Destination
+    from isc_kit.manifest import write_pinned
 
     tmp = Path(args.workdir or tempfile.mkdtemp(prefix="isc-kit-bench-mem-"))
     tmp.mkdir(parents=True, exist_ok=True)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from isc_kit.local import Destination
 from isc_kit.manifest import Manifest, load_pinned, write_pinned
 from isc_kit.pin import pin
-from isc_kit.local import Destination
 
 BIN = Path(sys.executable).parent
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from isc_kit.transfer.bodywriter import BodyWriter, Finished, _hashlib_many
 from isc_kit.local import Destination
 from isc_kit.records import iter_entries
+from isc_kit.transfer.bodywriter import BodyWriter, Finished, _hashlib_many
 
 MD5_ABC = "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321 test suite
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"

@@ -18,8 +18,8 @@ import pytest
 from _fetch_helpers import PREFIX, fetch_cmd, manifest_for, md5, tree_md5s
 from faultproxy import FaultMix, FaultProxy
 
-from isc_kit.local import Destination
 from isc_kit.errors import DestinationError
+from isc_kit.local import Destination
 from isc_kit.transfer import fetch
 
 

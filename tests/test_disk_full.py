@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, manifest_for, md5, tree_md5s, recorded
+from _fetch_helpers import PREFIX, manifest_for, md5, recorded, tree_md5s
 
 from isc_kit.cli.main import main
 from isc_kit.manifest import write_pinned

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s, recorded
+from _fetch_helpers import PREFIX, expected_md5s, md5, recorded, tree_md5s
 from faultproxy import FAULTS, FaultMix, FaultProxy
 
 from isc_kit.cli.main import main

@@ -8,8 +8,8 @@ import socket
 import pytest
 from _scriptserver import ScriptServer, answer_each, ok
 
-from isc_kit.transfer.getters import AnonGetter, GetError, RawGetter, SignedGetter, make_getter
 from isc_kit.source import Source
+from isc_kit.transfer.getters import AnonGetter, GetError, RawGetter, SignedGetter, make_getter
 
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
 

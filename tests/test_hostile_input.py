@@ -15,12 +15,10 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from _fetch_helpers import PREFIX, md5, tree_md5s
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import Manifest, pinned_bytes
 
 BUCKET = "drivendata-competition-fb-isc-data"
 URI = f"s3://{BUCKET}/all/reference_images/"

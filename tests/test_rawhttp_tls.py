@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from isc_kit.source import resolve_source
 from isc_kit.transfer.getters import GetError, RawGetter
 from isc_kit.transfer.rawhttp import Origin, ProtocolError, RawClient
-from isc_kit.source import resolve_source
 
 BODY = bytes(i * 31 % 256 for i in range(700_000))
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, manifest_for, md5, tree_md5s, recorded
+from _fetch_helpers import PREFIX, expected_md5s, manifest_for, md5, recorded, tree_md5s
 
+from isc_kit.local import Destination
 from isc_kit.manifest import Manifest
 from isc_kit.metadata import read_metadata
-from isc_kit.local import Destination
 from isc_kit.transfer import FetchPlan, fetch, plan_fetch
 
 
@@ -215,8 +215,8 @@ def test_prune_deletes_only_unlisted_regular_files_inside_dest(
 
 
 def test_prune_waits_for_the_destination_lock(s3_env: str, ref_manifest: Manifest, tmp_path: Path) -> None:
-    from isc_kit.local import Destination
     from isc_kit.errors import DestinationError
+    from isc_kit.local import Destination
 
     dest = tmp_path / "ref"
     small = ref_manifest.subset(ref_manifest.table.index < 2)

@@ -7,13 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, md5, tree_md5s, recorded
+from _fetch_helpers import PREFIX, expected_md5s, md5, recorded, tree_md5s
 
 from isc_kit import _hashing
 from isc_kit.manifest import Manifest
 from isc_kit.metadata import read_metadata
-from isc_kit.transfer import fetch, plan_fetch
-from isc_kit.transfer import repair
+from isc_kit.transfer import fetch, plan_fetch, repair
 from isc_kit.verify import verify
 
 
