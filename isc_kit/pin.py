@@ -170,6 +170,9 @@ def plan_pin(
     plan.hashed = local.hashed
     plan.extra = local.extra
     plan.others = sorted(local.others)
+    if plan.others:  # a symlink (or FIFO...) at a listed name is refused as what it is, not as "missing"
+        refused = set(plan.others)
+        plan.missing = [r for r in plan.missing if r not in refused]
     plan.writing = [t for t in local.temps if os.path.lexists(dest.path(t))]
     return plan
 

@@ -40,7 +40,7 @@ def iter_entries(path: Path) -> Iterator[tuple[str, int, int, str]]:
     """``(relpath, size, mtime_ns, md5)`` per well-formed line, in file order (later lines win); streamed."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing record is an empty one
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
     with fh:
         if fh.readline() != HEADER:
@@ -134,7 +134,7 @@ def compact(path: Path, *, drop: Iterable[str] = ()) -> int | None:
     """
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     with os.fdopen(fd, "rb") as fh:
         try:
