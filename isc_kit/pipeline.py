@@ -25,7 +25,7 @@ from .manifest import Manifest
 from .source import Source, resolve_source
 
 if TYPE_CHECKING:
-    from .select import SetSpec
+    from .select import Filter, SetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class SetParams:
 
     name: str
     metadata: str
-    filters: tuple[tuple[str, str], ...] = ()
+    filters: tuple[Filter, ...] = ()
     ids: tuple[str, ...] = ()
     id_file: str | None = None
     sample: int | None = None
@@ -59,7 +59,7 @@ def _where(path: Path, key: str) -> str:
     return f"{path}: {key}"
 
 
-def _parse_filters(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+def _parse_filters(value: Any, where: str) -> tuple[Filter, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):

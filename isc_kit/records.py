@@ -153,8 +153,8 @@ def compact(path: Path, *, drop: Iterable[str] = ()) -> int | None:
                     last = rel
                 else:
                     changed = True
-        for rel in drop:
-            changed = latest.pop(rel.encode(), None) is not None or changed
+        for name in drop:
+            changed = latest.pop(name.encode(), None) is not None or changed
         if not changed:
             return len(latest)  # already one sorted line per file: nothing to rewrite
         keys = sorted(latest)

@@ -55,9 +55,11 @@ def test_prune_never_crosses_into_a_nested_destination(
     inner_record = Destination(inner).record_path
     assert inner_record.is_relative_to(outer)  # a/.isc-kit/b.verified: inside the outer folder
     result = fetch(ref_manifest.take(range(2)), outer, prune=True)
-    assert result.ok and result.pruned == 0
+    assert result.ok
+    assert result.pruned == 0
     assert tree_md5s(inner) == inner_files  # the nested destination's images survive
-    assert inner_record.exists() and Destination(inner).lock_path.exists()  # and its bookkeeping
+    assert inner_record.exists()
+    assert Destination(inner).lock_path.exists()
     assert verify(ref_manifest.take(range(2)), outer).extra == []
 
 
@@ -124,7 +126,8 @@ def test_prune_dry_run_names_the_files_that_would_go(
     write_pinned(ref_manifest.take([0, 1]), pinned)
     assert main(["fetch", str(pinned), str(dest), "--prune", "--dry-run", "--json"]) == 0
     out = capsys.readouterr().out
-    assert '"R000002.jpg"' in out and '"R000039.jpg"' in out
+    assert '"R000002.jpg"' in out
+    assert '"R000039.jpg"' in out
     assert len(list(dest.iterdir())) == 40  # a dry run deletes nothing
 
 
@@ -144,7 +147,8 @@ def test_pin_refuses_a_symlink_at_a_final_name_and_touches_nothing_outside(
     assert plan.others == ["R000001.jpg"]
     with pytest.raises(InputFileError, match="not a regular file"):
         plan.raise_if_blocked()
-    assert outside.stat().st_mode == mode and outside.stat().st_nlink == 1
+    assert outside.stat().st_mode == mode
+    assert outside.stat().st_nlink == 1
 
 
 def _pinned_text(rows: list[str]) -> bytes:
@@ -165,7 +169,7 @@ def test_one_file_under_two_ids_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="duplicate relpath"):
         load_pinned(path)
     path.write_bytes(_pinned_text([f"R000000,x/same.jpg,{'a' * 32},", f"R000001,x/same.jpg,{'b' * 32},"]))
-    with pytest.raises(InputFileError, match="line 9.*duplicate relpath"):
+    with pytest.raises(InputFileError, match=r"line 9.*duplicate relpath"):
         load_pinned(path)
 
 
