@@ -26,6 +26,10 @@ from .source import Source, translate_error
 def read_bytes(path: str | os.PathLike[str], fs: Any = None, *, source: Source | None = None) -> bytes:
     text = str(path)
     try:
+        if text.startswith("s3://"):
+            from .source import read_url, resolve_source
+
+            return read_url(source or resolve_source(), text, limit=1 << 30, fs=fs)
         if fs is not None:
             with fs.open(text, "rb") as fh:
                 return bytes(fh.read())

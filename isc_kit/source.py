@@ -92,7 +92,64 @@ def make_filesystem(source: Source, **overrides: Any) -> Any:
         options["endpoint_url"] = source.endpoint_url
     options.update(source.storage_options)
     options.update(overrides)
-    return s3fs.S3FileSystem(**options)
+    # bounded waits: an unreachable endpoint is known in seconds, not after s3fs x botocore retry rounds
+    options["config_kwargs"] = {**_CLIENT_CONFIG, **options.get("config_kwargs", {})}
+    fs = s3fs.S3FileSystem(**options)
+    if "retries" not in source.storage_options:
+        fs.retries = _FS_RETRIES
+    return fs
+
+
+_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 3, "mode": "standard"},
+}
+_FS_RETRIES = 2
+_CONNECT_ERRORS = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ConnectionRefusedError",
+    "gaierror",
+    "TimeoutError",
+)
+
+
+def where(source: Source) -> str:
+    """The endpoint a request of ``source`` actually goes to."""
+    if source.endpoint_url:
+        return source.endpoint_url
+    return f"https://{source.bucket_name}.s3.{aws_region(source.region)}.amazonaws.com (AWS)"
+
+
+def unreachable(source: Source, reason: str) -> SourceError:
+    """The one message for an endpoint that does not answer, with the next step."""
+    if source.endpoint_url:
+        hint = (
+            "is the server running? For the embedded S3 start `isc-kit s3 serve` and export the "
+            "ISC_KIT_ENDPOINT_URL it prints; otherwise check --endpoint-url / ISC_KIT_ENDPOINT_URL"
+        )
+    else:
+        hint = (
+            "check the network (this machine may have no internet access); for the embedded S3 start "
+            "`isc-kit s3 serve` and export the ISC_KIT_ENDPOINT_URL it prints"
+        )
+    return SourceError(
+        f"cannot reach S3 at {where(source)} (bucket {source.bucket_name}): {reason}; {hint}",
+        url=where(source),
+    )
+
+
+def _is_connect_error(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if type(seen).__name__ in _CONNECT_ERRORS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def translate_error(err: BaseException, url: str, source: Source) -> SourceError:
@@ -109,6 +166,8 @@ def translate_error(err: BaseException, url: str, source: Source) -> SourceError
         if source.anon:
             hint = "check the bucket and region, or pass credentials with --no-anon if the bucket is private"
         return AccessDeniedError(f"{url}: access denied (403) at {where}; {hint}", url=url)
+    if _is_connect_error(err):
+        return unreachable(source, f"{type(err).__name__}: {err}")
     hint = "check the network and endpoint"
     if source.endpoint_url is None:
         hint += (
@@ -133,6 +192,10 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
         )
     except (OSError, ValueError, BotoCoreError, ClientError) as err:
         raise translate_error(err, f"s3://{root}", source) from err
+    except Exception as err:  # aiohttp/aiobotocore errors surface as their own types
+        if not _foreign(err):
+            raise
+        raise translate_error(err, f"s3://{root}", source) from err
     cut = len(source.bucket_name) + 1
     for path, info in found.items():
         if info.get("type") == "directory":
@@ -144,12 +207,39 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
         }
 
 
+def _foreign(err: BaseException) -> bool:
+    """An exception of the S3 client stack (botocore, aiobotocore, aiohttp), not a bug of ours."""
+    return type(err).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs")
+
+
+def read_url(source: Source, url: str, *, limit: int, fs: Any = None) -> bytes:
+    """The bytes of the object at ``url`` (``s3://bucket/key``) through ``source``, at most ``limit`` of them."""
+    fs = fs or make_filesystem(source)
+    try:
+        size = fs.info(url).get("size")
+        if size is not None and size > limit:
+            raise SourceError(f"{url}: {size:,} bytes, more than the {limit:,} this input may have", url=url)
+        return bytes(fs.cat_file(url, start=0, end=limit + 1))
+    except SourceError:
+        raise
+    except (OSError, ValueError) as err:
+        raise translate_error(err, url, source) from err
+    except Exception as err:
+        if not _foreign(err):
+            raise
+        raise translate_error(err, url, source) from err
+
+
 def download(source: Source, url: str, folder: str | os.PathLike[str]) -> str:
     """Copy the object at ``url`` (through ``source``'s endpoint and signing) into ``folder``; its local path."""
     target = os.path.join(os.fspath(folder), url.rstrip("/").rsplit("/", 1)[-1])
     try:
         make_filesystem(source).get(url, target)
     except (OSError, ValueError) as err:
+        raise translate_error(err, url, source) from err
+    except Exception as err:
+        if not _foreign(err):
+            raise
         raise translate_error(err, url, source) from err
     return target
 

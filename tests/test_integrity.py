@@ -184,3 +184,40 @@ def test_cli_fetch_of_a_pinned_file_never_imports_pandas(pinned: Path, tmp_path:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["fetch", "ls", "verify-repair"])
+def test_an_unreachable_endpoint_is_one_line_naming_it_and_the_next_step(
+    command: str,
+    pinned: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("ISC_KIT_ENDPOINT_URL", endpoint)
+    argv = {
+        "fetch": ["fetch", str(pinned), str(tmp_path / "ref"), "--no-progress"],
+        "ls": [
+            "ls",
+            "reference",
+            "--metadata",
+            "s3://drivendata-competition-fb-isc-data/metadata/reference_images_metadata.csv",
+        ],
+        "verify-repair": ["verify", str(pinned), str(tmp_path / "ref"), "--repair", "--no-progress"],
+    }[command]
+    assert main(argv) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 or command == "verify-repair"
+    assert f"cannot reach S3 at {endpoint}" in err[-1]
+    assert "isc-kit s3 serve" in err[-1]
+    assert "internal error" not in "\n".join(err)
+    assert not (tmp_path / "ref").exists() or not any((tmp_path / "ref").iterdir())

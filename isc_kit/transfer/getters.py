@@ -53,11 +53,12 @@ class Getter(Protocol):
 class GetError(Exception):
     """One failed attempt: a one-line reason, and whether retrying may help."""
 
-    def __init__(self, reason: str, *, retryable: bool, status: int = 0):
+    def __init__(self, reason: str, *, retryable: bool, status: int = 0, short: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.status = status
+        self.short = short  # the bare cause (e.g. "Connection refused"), for messages that say the rest
 
 
 def _ssl_context() -> ssl.SSLContext | bool:
@@ -243,10 +244,13 @@ class SignedGetter:
 
     async def head(self, source: Source, key: str) -> None:
         fs = await self._filesystem(source)
+        url = source.url(key)
         try:
             await fs._call_s3("head_object", Bucket=source.bucket_name, Key=key)
+        except (FileNotFoundError, PermissionError) as err:
+            raise GetError(str(translate_error(err, url, source)), retryable=False) from err
         except OSError as err:
-            raise GetError(f"{source.url(key)}: {err}", retryable=True) from err
+            raise GetError(f"{url}: {err}", retryable=True) from err
 
 
 class RawGetter:
@@ -295,6 +299,7 @@ class RawGetter:
                     f"{source.url(key)}: cannot connect ({err.reason}) at {where}; check the network, "
                     "the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region",
                     retryable=True,
+                    short=err.reason,
                 ) from err
             raise GetError(f"{source.url(key)}: {err.reason}", retryable=True, status=-1) from err
 
@@ -347,6 +352,22 @@ async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[floa
                 continue
             best = min(best, time.perf_counter() - started)
         return best
+
+    async with make_getter(sources, len(sources)) as getter:
+        return list(await asyncio.gather(*(one(getter, s) for s in sources)))
+
+
+async def reach(sources: list[Source], key: str, *, timeout: float = 8.0) -> list[str | None]:
+    """Per source: ``None`` when it answers a HEAD of ``key`` at all (any HTTP status), else why not."""
+
+    async def one(getter: Getter, source: Source) -> str | None:
+        try:
+            await asyncio.wait_for(getter.head(source, key), timeout=timeout)
+        except asyncio.TimeoutError:
+            return f"no answer within {timeout:g} s"
+        except GetError as err:
+            return (err.short or err.reason) if err.retryable and err.status == 0 else None
+        return None
 
     async with make_getter(sources, len(sources)) as getter:
         return list(await asyncio.gather(*(one(getter, s) for s in sources)))

@@ -20,7 +20,7 @@ from ..errors import ConfigError, EmptySelectionError
 from ..local import CORRUPT, MISSING, UNVERIFIED, Destination, as_destination
 from ..manifest import Item, Manifest
 from ..progress import Progress, as_progress
-from ..source import Source, resolve_source
+from ..source import Source, resolve_source, unreachable, where
 from .bodywriter import BodyWriter
 from .engine import Engine, Tally, monotonic, run_sync
 from .getters import make_getter
@@ -129,6 +129,28 @@ def rank_by_probe(sources: list[Source], key: str) -> list[Source]:
     return [sources[i] for i in ranked]
 
 
+def reachable(sources: list[Source], key: str) -> list[Source]:
+    """The sources that answer at all, the primary first when it does; :class:`SourceError` when none does.
+
+    One HEAD each (in parallel, a few seconds at most), so an unreachable endpoint is one clear
+    line at once instead of every object failing after its retries.
+    """
+    from .getters import reach
+
+    answers = run_sync(lambda: reach(sources, key))
+    alive = [s for s, why in zip(sources, answers, strict=True) if why is None]
+    if not alive:
+        raise unreachable(sources[0], answers[0] or "no answer")
+    if alive[0] is not sources[0]:
+        logger.warning(
+            "%s does not answer (%s); fetching from the %s mirror",
+            where(sources[0]),
+            answers[0],
+            alive[0].region,
+        )
+    return alive
+
+
 def fetch(
     manifest_or_plan: Manifest | FetchPlan,
     dest: Destination | str | os.PathLike[str] | None = None,
@@ -171,8 +193,9 @@ def fetch(
         )
     sources = pick_sources(manifest.bucket, source, region, mirrors)
     todo = plan.todo_rows
-    if region == "auto" and todo:
-        sources = rank_by_probe(sources, manifest.key(manifest.relpaths[todo[0]]))
+    if todo:
+        first_key = manifest.key(manifest.relpaths[todo[0]])
+        sources = rank_by_probe(sources, first_key) if region == "auto" else reachable(sources, first_key)
     result = FetchResult(region=sources[0].region)
     progress = as_progress(progress)
     if not todo and not (prune and plan.extra):
