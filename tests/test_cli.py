@@ -105,5 +105,5 @@ def test_verbose_shows_the_traceback(tmp_path: Path) -> None:
 def test_unreachable_endpoint_is_one_clear_line() -> None:
     out = isc_kit("ls", "query", "--from-listing", "--endpoint-url", "http://127.0.0.1:9")
     assert out.returncode == 4, out.stderr
-    assert "check the network and endpoint" in out.stderr
+    assert "cannot reach S3 at http://127.0.0.1:9" in out.stderr
     assert "Traceback" not in out.stderr

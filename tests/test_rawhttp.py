@@ -20,7 +20,7 @@ from _scriptserver import ScriptServer, answer_each, ok, write_in_pieces
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isc_kit.transfer.rawhttp import Origin, ProtocolError, RawClient, Response, _Connection
+from isc_kit.transfer.rawhttp import LowSpeed, Origin, ProtocolError, RawClient, Response, _Connection
 
 
 def chunked(status: bytes, chunks: list[bytes], trailers: bytes = b"") -> bytes:
@@ -312,6 +312,51 @@ def test_a_stalled_body_times_out() -> None:
             client.close()
         assert info.value.received
         assert srv.connections == 1  # a stall is not retried on a new connection
+
+    run(main())
+
+
+def test_a_trickle_below_the_low_speed_limit_is_aborted_though_bytes_keep_coming() -> None:
+    async def handler(srv: ScriptServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n")
+        for _ in range(10_000):  # one byte every 50 ms: never silent long enough for the read timeout
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        async with ScriptServer(handler) as srv:
+            client = RawClient(read_timeout=30, low_speed=LowSpeed(limit=1000, seconds=1.0))
+            with pytest.raises(
+                ProtocolError, match=r"too slow: .* below the low-speed limit of 1,000 B/s"
+            ) as info:
+                await get(client, srv, BufferSink())
+            client.close()
+        assert info.value.received
+
+    run(main())
+
+
+def test_a_fast_body_is_never_cut_by_the_low_speed_limit() -> None:
+    body = bytes(range(256)) * 400
+
+    async def handler(srv: ScriptServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 4096):  # ~100 KB/s, far above the limit, for longer than its window
+            writer.write(body[i : i + 4096])
+            await writer.drain()
+            await asyncio.sleep(0.04)
+
+    async def main() -> None:
+        async with ScriptServer(handler) as srv:
+            client = RawClient(low_speed=LowSpeed(limit=1000, seconds=0.5))
+            sink = BufferSink()
+            resp = await get(client, srv, sink)
+            client.close()
+        assert resp.status == 200
+        assert sink.body() == body
 
     run(main())
 

@@ -35,6 +35,18 @@ def add_transfer_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fail entries whose md5 is unknown instead of fetching them unverified",
     )
+    g.add_argument(
+        "--low-speed-limit",
+        type=int,
+        metavar="B",
+        help="abort and retry a transfer slower than B bytes/s over --low-speed-time (default 1000; 0: off)",
+    )
+    g.add_argument(
+        "--low-speed-time",
+        type=float,
+        metavar="S",
+        help="seconds the low-speed limit is measured over (default 30)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -69,7 +81,24 @@ def fetch_options(args: argparse.Namespace, bucket: str) -> dict[str, Any]:
         "jobs": args.jobs,
         "retries": args.retries,
         "require_md5": args.require_md5,
+        "low_speed": _low_speed(args),
     }
+
+
+def _low_speed(args: argparse.Namespace) -> Any:
+    """The ``--low-speed-*`` options over the environment's defaults; None when not given."""
+    if args.low_speed_limit is None and args.low_speed_time is None:
+        return None
+    from ..errors import ConfigError
+    from ..transfer.getters import low_speed_from_env
+    from ..transfer.rawhttp import LowSpeed
+
+    base = low_speed_from_env() or LowSpeed(0)
+    limit = base.limit if args.low_speed_limit is None else args.low_speed_limit
+    seconds = base.seconds if args.low_speed_time is None else args.low_speed_time
+    if limit < 0 or seconds <= 0:
+        raise ConfigError("--low-speed-limit must be 0 or more and --low-speed-time more than 0")
+    return LowSpeed(limit, seconds)  # a limit of 0 turns the check off
 
 
 def make_progress(args: argparse.Namespace, desc: str, files: int) -> Any:

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from ..catalog import aws_region
+from ..errors import ConfigError
 from ..source import Source, make_filesystem, translate_error
+from .rawhttp import LowSpeed, Origin, ProtocolError, RawClient
 
 logger = logging.getLogger(__name__)
 
@@ -256,16 +258,17 @@ class SignedGetter:
 class RawGetter:
     """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit.transfer.rawhttp`), for direct connections."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, *, low_speed: LowSpeed | None = None):
         self.jobs = jobs
+        self.low_speed = low_speed
         self._client: Any = None
         self._bases: dict[tuple[str | None, str, str], tuple[Any, str]] = {}
 
     async def __aenter__(self) -> RawGetter:
-        from .rawhttp import RawClient
-
         context = _ssl_context()
-        self._client = RawClient(ssl_context=context if isinstance(context, ssl.SSLContext) else None)
+        self._client = RawClient(
+            ssl_context=context if isinstance(context, ssl.SSLContext) else None, low_speed=self.low_speed
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -274,8 +277,6 @@ class RawGetter:
             self._client = None
 
     def _target(self, source: Source, key: str) -> tuple[Any, str]:
-        from .rawhttp import Origin
-
         where = (source.endpoint_url, source.region, source.bucket_name)
         base = self._bases.get(where)
         if base is None:
@@ -284,8 +285,6 @@ class RawGetter:
         return origin, path + quote(key, safe="/-_.~")
 
     async def _request(self, source: Source, key: str, method: str, sink: Sink | None) -> Any:
-        from .rawhttp import ProtocolError
-
         origin, path = self._target(source, key)
         client = self._client
         try:
@@ -328,14 +327,35 @@ def _needs_proxy(source: Source) -> bool:
     return parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname or "")
 
 
-def make_getter(sources: Source | list[Source], jobs: int) -> Getter:
-    """The getter for these sources: signed, else the lean client, else aiohttp when a proxy applies."""
+def low_speed_from_env() -> LowSpeed | None:
+    """``ISC_KIT_LOW_SPEED_LIMIT`` bytes/s (0 turns the check off) over ``ISC_KIT_LOW_SPEED_TIME`` s; read now."""
+    limit = os.environ.get("ISC_KIT_LOW_SPEED_LIMIT", "").strip()
+    seconds = os.environ.get("ISC_KIT_LOW_SPEED_TIME", "").strip()
+    try:
+        speed = LowSpeed(
+            int(limit) if limit else LowSpeed.limit, float(seconds) if seconds else LowSpeed.seconds
+        )
+    except ValueError:
+        raise ConfigError(
+            f"ISC_KIT_LOW_SPEED_LIMIT / _TIME must be numbers (bytes per second, seconds), not {limit!r} / {seconds!r}"
+        ) from None
+    if speed.limit < 0 or speed.seconds <= 0:
+        raise ConfigError("ISC_KIT_LOW_SPEED_LIMIT must be 0 or more and ISC_KIT_LOW_SPEED_TIME more than 0")
+    return speed if speed.limit else None
+
+
+def make_getter(sources: Source | list[Source], jobs: int, *, low_speed: LowSpeed | None = None) -> Getter:
+    """The getter for these sources: signed, else the lean client, else aiohttp when a proxy applies.
+
+    ``low_speed`` (default: :func:`low_speed_from_env`) aborts and retries a lean-client transfer
+    slower than its limit; the aiohttp and signed paths have their no-data read timeouts only.
+    """
     many = sources if isinstance(sources, list) else [sources]
     if not many[0].anon:
         return SignedGetter(jobs)
     if any(_needs_proxy(s) for s in many):
         return AnonGetter(jobs)
-    return RawGetter(jobs)
+    return RawGetter(jobs, low_speed=low_speed if low_speed is not None else low_speed_from_env())
 
 
 async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[float]:

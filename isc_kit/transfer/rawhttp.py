@@ -16,7 +16,7 @@ import asyncio
 import select
 import ssl
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 _HEAD_START = 2048  # first read of a response: the headers and a little body; the rest lands in place
@@ -32,6 +32,13 @@ class BodySink(Protocol):
     def buffer(self, length: int) -> bytearray | None: ...
 
     def write(self, chunk: bytes) -> None: ...
+
+
+class LowSpeed(NamedTuple):
+    """Abort a transfer that receives fewer than ``limit`` bytes per second over ``seconds`` (like curl's -Y/-y)."""
+
+    limit: int = 1000
+    seconds: float = 30.0
 
 
 class ProtocolError(Exception):
@@ -87,6 +94,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.closed = False
         self.reusable = True
         self.last_read = loop.time()
+        self.received = 0  # bytes received in the current exchange
+        self.speed_mark = (loop.time(), 0)  # (time, bytes) the low-speed check measures from
         self._state = _IDLE
         self._waiter: asyncio.Future[Response] | None = None
         self._head = bytearray(_HEAD_START)
@@ -135,6 +144,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_read = self._loop.time()
+        self.received += nbytes
         state = self._state
         if state == _FILL:
             self._got += nbytes
@@ -165,6 +175,8 @@ class _Connection(asyncio.BufferedProtocol):
         self._head_only = head_only
         self._waiter = self._loop.create_future()
         self.last_read = self._loop.time()
+        self.received = 0
+        self.speed_mark = (self.last_read, 0)
         self.transport.write(request)
         try:
             return await self._waiter
@@ -370,11 +382,13 @@ class RawClient:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 20.0,
         read_timeout: float = 60.0,
+        low_speed: LowSpeed | None = None,
         user_agent: str = "isc-kit",
     ):
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._low_speed = low_speed if low_speed is not None and low_speed.limit > 0 else None
         self._agent = user_agent
         self._idle: dict[Origin, list[_Connection]] = {}
         self._busy: set[_Connection] = set()
@@ -456,14 +470,33 @@ class RawClient:
         return conn
 
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._watchdog = loop.call_later(max(0.5, self._read_timeout / 4), self._check_stalls, loop)
+        every = self._read_timeout / 4
+        if self._low_speed is not None:
+            every = min(every, self._low_speed.seconds / 4)
+        self._watchdog = loop.call_later(max(0.25, every), self._check_stalls, loop)
 
     def _check_stalls(self, loop: asyncio.AbstractEventLoop) -> None:
-        limit = loop.time() - self._read_timeout
+        now = loop.time()
+        limit = now - self._read_timeout
+        slow = self._low_speed
         for conn in list(self._busy):
             if conn.last_read < limit:
                 conn.stalled = True
                 conn.abort(f"no data for {self._read_timeout:g} s (timed out)")
+                continue
+            if slow is None:
+                continue
+            since, at = conn.speed_mark
+            if now - since >= slow.seconds:
+                rate = (conn.received - at) / (now - since)
+                if rate < slow.limit:
+                    conn.stalled = True
+                    conn.abort(
+                        f"too slow: {rate:,.0f} B/s over {now - since:.0f} s, below the low-speed limit of "
+                        f"{slow.limit:,} B/s (ISC_KIT_LOW_SPEED_LIMIT / --low-speed-limit)"
+                    )
+                else:
+                    conn.speed_mark = (now, conn.received)
         self._watchdog = None
         if not self._closed:
             self._arm_watchdog(loop)

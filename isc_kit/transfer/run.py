@@ -25,6 +25,7 @@ from .bodywriter import BodyWriter
 from .engine import Engine, Tally, monotonic, run_sync
 from .getters import make_getter
 from .plan import FetchPlan, plan_fetch
+from .rawhttp import LowSpeed
 
 if TYPE_CHECKING:
     from ..verify import VerifyReport
@@ -165,6 +166,7 @@ def fetch(
     mirrors: Sequence[str] | None = None,
     rehash: bool = False,
     allow_empty: bool = False,
+    low_speed: LowSpeed | None = None,
 ) -> FetchResult:
     """Transfer what ``dest`` lacks of a manifest (or carry out a plan); returns a :class:`FetchResult`.
 
@@ -173,6 +175,7 @@ def fetch(
     ``mirrors`` (default: the other regions for the publisher's bucket, none otherwise).
     ``progress``: see :mod:`isc_kit.progress`. ``prune`` deletes regular files in ``dest`` the
     manifest does not list; pruning a folder down to an empty manifest needs ``allow_empty``.
+    ``low_speed``: abort and retry transfers slower than this (default: ``ISC_KIT_LOW_SPEED_*``).
     """
     started = monotonic()
     jobs = check_count("jobs", jobs, DEFAULT_JOBS, minimum=1)
@@ -203,7 +206,7 @@ def fetch(
         _account_skipped(result, plan, todo, require_md5)
     else:
         with plan.dest.lock():  # one writer per destination, prune included: a second fails at once
-            _locked_fetch(result, plan, todo, sources, jobs, retries, progress, prune, require_md5)
+            _locked_fetch(result, plan, todo, sources, jobs, retries, progress, prune, require_md5, low_speed)
     result.seconds = monotonic() - started
     logger.info("%s", result.summary())
     return result
@@ -241,6 +244,7 @@ def _locked_fetch(
     progress: Progress,
     prune: bool,
     require_md5: bool,
+    low_speed: LowSpeed | None,
 ) -> None:
     """Everything that writes to the destination; the caller holds its lock."""
     manifest, dest = plan.manifest, plan.dest
@@ -266,7 +270,17 @@ def _locked_fetch(
         sources[0].describe(),
     )
     recompact = records_have_lines(dest)
-    tally = run_engine(manifest.items(todo), len(todo), size or 0, dest, sources, jobs, retries, progress)
+    tally = run_engine(
+        manifest.items(todo),
+        len(todo),
+        size or 0,
+        dest,
+        sources,
+        jobs,
+        retries,
+        progress,
+        low_speed=low_speed,
+    )
     result.transferred, result.bytes = tally.transferred, tally.bytes
     result.unverified += tally.unverified
     result.failed += tally.failed
@@ -291,6 +305,8 @@ def run_engine(
     jobs: int,
     retries: int,
     progress: Any = None,
+    *,
+    low_speed: LowSpeed | None = None,
 ) -> Tally:
     """Transfer ``count`` items into ``dest``: ``jobs`` requests in flight, bodies finished in batches."""
     progress = as_progress(progress)
@@ -302,7 +318,7 @@ def run_engine(
         engine = Engine(
             dest=dest,
             sources=sources,
-            getter=make_getter(sources, min(jobs, max(1, count))),
+            getter=make_getter(sources, min(jobs, max(1, count)), low_speed=low_speed),
             records=writer,
             writer=bodies,
             retries=retries,
