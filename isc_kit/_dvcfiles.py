@@ -23,6 +23,10 @@ from .errors import DvcError
 
 CACHE_MODE = 0o444
 HASH_NAME = "md5"
+#: How a verified file is placed into the cache: a hard link (no extra disk, but the workspace file
+#: *is* the cache object), a reflink (copy-on-write clone, where the file system has them) or a copy.
+LINK_MODES = ("hardlink", "reflink", "copy")
+_FICLONE = 0x40049409  # Linux ioctl: clone a file's extents (btrfs, XFS, bcachefs...)
 
 
 # ---------------------------------------------------------------------------------------------- formats
@@ -137,3 +141,85 @@ def add_to_gitignore(target: Path) -> None:
         return
     sep = "" if not text or text.endswith("\n") else "\n"
     ignore.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------- cache objects
+
+
+def place_object(src: str, dst: str, mode: str) -> None:
+    """Put the bytes of the regular file ``src`` at the cache path ``dst``, read-only (``FileExistsError`` if there).
+
+    ``hardlink`` links (never following a symlink); ``reflink`` clones, ``copy`` copies, both into
+    a temp file beside ``dst`` that is renamed only when complete.
+    """
+    if mode == "hardlink":
+        os.link(src, dst, follow_symlinks=False)
+        os.chmod(dst, CACHE_MODE)
+        return
+    if mode not in LINK_MODES:
+        raise DvcError(f"unknown link mode {mode!r}; choose one of {', '.join(LINK_MODES)}")
+    if os.path.lexists(dst):
+        raise FileExistsError(dst)
+    tmp = f"{dst}.isc-tmp-{os.getpid()}"
+    try:
+        with open(src, "rb", opener=_nofollow) as fin, open(tmp, "wb") as fout:
+            if mode == "reflink":
+                import fcntl
+
+                fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            else:
+                import shutil
+
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        os.chmod(tmp, CACHE_MODE)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
+def object_for(repo: DvcRepo, md5: str) -> Path:
+    """``<cache>/files/md5/<2 hex>/<30 hex>``."""
+    return repo.cache / "files" / HASH_NAME / md5[:2] / md5[2:]
+
+
+def heal_shared(dest: str, replaced: Iterable[tuple[str, str, tuple[int, int]]]) -> int:
+    """After corrupt files were replaced: cache objects that *were* those files (one inode) get the new bytes.
+
+    ``replaced`` holds ``(path of the new, verified file, its md5, (st_dev, st_ino) of the file it
+    replaced)``. A cache object of that md5 with the replaced inode holds the corrupt bytes (an
+    in-place write to a hard-linked workspace file changes both); it is swapped for a link to the
+    new file. Outside a DVC repository nothing is done. Returns how many objects were healed.
+    """
+    import logging
+
+    try:
+        repo = find_repo(dest)
+    except DvcError:
+        return 0
+    healed = 0
+    for path, md5, old in replaced:
+        obj = object_for(repo, md5)
+        try:
+            st = os.lstat(obj)
+        except FileNotFoundError:
+            continue
+        if (st.st_dev, st.st_ino) != old:
+            continue
+        os.unlink(obj)
+        try:
+            place_object(path, str(obj), "hardlink")
+        except OSError:
+            place_object(path, str(obj), "copy")
+        healed += 1
+    if healed:
+        logging.getLogger(__name__).warning(
+            "%d DVC cache object(s) were the same file as a corrupt workspace file (hard link) and held its bad "
+            "bytes; they now hold the verified ones",
+            healed,
+        )
+    return healed

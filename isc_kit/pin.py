@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ._dvcfiles import (
-    CACHE_MODE,
-    HASH_NAME,
+    LINK_MODES,
     DvcRepo,
     add_to_gitignore,
     dvcfile_text,
     find_repo,
+    object_for,
+    place_object,
     write_text_atomic,
     write_tree,
 )
@@ -37,6 +38,7 @@ from ._dvcfiles import tree_oid as tree_oid
 from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
 from .local import MISSING, UNCHECKED, UNVERIFIED, VERIFIED, Destination, compare
 from .manifest import Manifest
+from .progress import as_progress
 
 logger = logging.getLogger(__name__)
 
@@ -206,18 +208,25 @@ def pin(
     manifest_path: str = "MANIFEST",
     jobs: int | None = None,
     progress: Any = None,
+    link: str = "hardlink",
 ) -> PinResult:
-    """Hard-link the verified files of ``path`` into the DVC cache, write the ``.dir`` object and ``PATH.dvc``.
+    """Place the verified files of ``path`` into the DVC cache, write the ``.dir`` object and ``PATH.dvc``.
 
-    Raises before touching anything when a file is missing, unverified (and ``hash_unverified``
-    is off), contradicts the manifest, or the folder holds files the manifest does not list.
+    ``link``: ``hardlink`` (default: no second copy on disk, but the workspace file *is* the cache
+    object, so an in-place write changes both; ``isc-kit verify --repair`` heals that),
+    ``reflink`` (copy-on-write clone, where the file system has them) or ``copy`` (twice the disk,
+    nothing shared). Raises before touching anything when a file is missing, unverified (and
+    ``hash_unverified`` is off), contradicts the manifest, is not a regular file, or the folder
+    holds files the manifest does not list.
     """
+    if link not in LINK_MODES:
+        raise DvcError(f"unknown link mode {link!r}; choose one of {', '.join(LINK_MODES)}")
     start = time.perf_counter()
     target = Path(os.path.abspath(path))
     repo = find_repo(target)
     plan = plan_pin(manifest, target, hash_unverified=hash_unverified, jobs=jobs)
     plan.raise_if_blocked(manifest_path)
-    linked, cached = link_entries(repo, target, plan.entries, progress=progress)
+    linked, cached = link_entries(repo, target, plan.entries, progress=progress, mode=link)
     oid = write_tree(repo, ((e.relpath, e.md5) for e in plan.entries))
     size = sum(e.size for e in plan.entries)
     dvcfile = target.with_name(target.name + ".dvc")
@@ -245,39 +254,74 @@ def pin(
 
 
 def link_entries(
-    repo: DvcRepo, root: Path, entries: Iterable[PinEntry], *, progress: Any = None
+    repo: DvcRepo, root: Path, entries: Iterable[PinEntry], *, progress: Any = None, mode: str = "hardlink"
 ) -> tuple[int, int]:
-    """Hard-link each file into the cache as read-only; returns (linked, already cached)."""
+    """Place each verified file into the cache read-only (``mode``: hardlink, reflink or copy); (placed, already there).
+
+    An object already in the cache counts only when it is this very file (same inode) or its bytes
+    hash to the md5; otherwise it is replaced (a cache object corrupted in place, say).
+    """
+    progress = as_progress(progress)
     entries = list(entries)
-    if progress is not None:
-        progress.set_size(len(entries))
+    progress.set_size(len(entries))
     linked = cached = 0
     made: set[str] = set()
-    objects = str(repo.cache / "files" / HASH_NAME) + os.sep
     base = str(root) + os.sep
     for e in entries:
-        folder = objects + e.md5[:2]
-        dst = folder + os.sep + e.md5[2:]
+        dst = str(object_for(repo, e.md5))
+        folder = os.path.dirname(dst)
         if folder not in made:
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
+        src = base + e.relpath
         try:
-            os.link(base + e.relpath, dst, follow_symlinks=False)
+            _place(src, dst, mode, repo)
         except FileExistsError:
-            cached += 1
-        except OSError as err:
-            if err.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise DvcError(
-                    f"cannot hard-link {base + e.relpath} into the DVC cache {repo.cache} ({err.strerror}); "
-                    "put the cache on the same filesystem (`dvc cache dir`) or use `dvc add`"
-                ) from err
-            raise
+            if _vouched(src, dst, e.md5):
+                cached += 1
+            else:
+                logger.warning("%s: the cache object does not hold the verified bytes; replacing it", dst)
+                os.unlink(dst)
+                _place(src, dst, mode, repo)
+                linked += 1
         else:
-            os.chmod(dst, CACHE_MODE)
             linked += 1
-        if progress is not None:
-            progress.relative_update(1)
+        progress.relative_update(1)
     return linked, cached
+
+
+def _place(src: str, dst: str, mode: str, repo: DvcRepo) -> None:
+    try:
+        place_object(src, dst, mode)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        if err.errno in (
+            errno.EXDEV,
+            errno.EPERM,
+            errno.EMLINK,
+            errno.ENOTSUP,
+            errno.EOPNOTSUPP,
+            errno.EINVAL,
+        ):
+            other = "copy" if mode != "copy" else "dvc add"
+            raise DvcError(
+                f"cannot place {src} into the DVC cache {repo.cache} by {mode} ({err.strerror}); use --link {other}"
+                + (
+                    " or put the cache on the same file system (`dvc cache dir`)"
+                    if mode == "hardlink"
+                    else ""
+                )
+            ) from err
+        raise
+
+
+def _vouched(src: str, dst: str, md5: str) -> bool:
+    """Whether the existing cache object ``dst`` holds the bytes of ``md5`` (the verified ``src``)."""
+    a, b = os.lstat(src), os.lstat(dst)
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        return True  # the verified file itself
+    return b.st_size == a.st_size and file_md5(dst) == md5
 
 
 # ---------------------------------------------------------------------------------------------- shards
@@ -308,6 +352,7 @@ def pin_shards(
     hash_unverified: bool = False,
     manifest_path: str = "MANIFEST",
     jobs: int | None = None,
+    link: str = "hardlink",
 ) -> list[PinResult]:
     """Pin ``PATH/<shard>/`` folders of ``size`` ids each, one ``.dvc`` file per shard.
 
@@ -342,6 +387,13 @@ def pin_shards(
     for plan in plans.values():
         plan.raise_if_blocked(manifest_path)
     return [
-        pin(part, root / name, hash_unverified=hash_unverified, manifest_path=manifest_path, jobs=jobs)
+        pin(
+            part,
+            root / name,
+            hash_unverified=hash_unverified,
+            manifest_path=manifest_path,
+            jobs=jobs,
+            link=link,
+        )
         for name, part in shards.items()
     ]

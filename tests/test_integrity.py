@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _fetch_helpers import PREFIX, expected_md5s, recorded, tree_md5s
+from _fetch_helpers import PREFIX, expected_md5s, md5, recorded, tree_md5s
 
 from isc_kit.cli.main import main
 from isc_kit.errors import DestinationError, EmptySelectionError, InputFileError
@@ -221,3 +221,63 @@ def test_an_unreachable_endpoint_is_one_line_naming_it_and_the_next_step(
     assert "isc-kit s3 serve" in err[-1]
     assert "internal error" not in "\n".join(err)
     assert not (tmp_path / "ref").exists() or not any((tmp_path / "ref").iterdir())
+
+
+def _cache_object(repo: Path, md5_hex: str) -> Path:
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5_hex[:2] / md5_hex[2:]
+
+
+def test_an_in_place_write_to_a_pinned_image_is_healed_in_the_cache_by_repair(
+    s3_env: str, ref_manifest: Manifest, tmp_path: Path
+) -> None:
+    from isc_kit.pin import pin
+    from isc_kit.transfer import repair
+
+    (tmp_path / ".dvc").mkdir()
+    dest = tmp_path / "ref"
+    small = ref_manifest.take(range(3))
+    assert fetch(small, dest).ok
+    pin(small, dest)
+    image, want = dest / small.relpaths[1], small.md5s[1]
+    obj = _cache_object(tmp_path, want)
+    assert os.path.samefile(image, obj)  # hard-linked: the workspace file is the cache object
+    with open(image, "r+b") as fh:  # bit rot, an editor, any root process: 0444 does not stop root
+        fh.write(b"\x00\x00\x00\x00")
+    assert md5(obj.read_bytes()) != want  # the cache object changed with it
+    report = verify(small, dest)
+    assert report.corrupt == [small.relpaths[1]]
+    assert repair(small, dest, report=report).ok
+    assert md5(image.read_bytes()) == want
+    assert md5(obj.read_bytes()) == want  # healed: never pushed as the right md5 with wrong bytes
+
+
+def test_pin_replaces_a_cache_object_it_cannot_vouch_for(
+    s3_env: str, ref_manifest: Manifest, tmp_path: Path
+) -> None:
+    from isc_kit.pin import pin
+
+    (tmp_path / ".dvc").mkdir()
+    dest = tmp_path / "ref"
+    small = ref_manifest.take(range(2))
+    assert fetch(small, dest).ok
+    obj = _cache_object(tmp_path, small.md5s[0])
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(b"not the image")  # a damaged object under the right name
+    result = pin(small, dest)
+    assert md5(obj.read_bytes()) == small.md5s[0]
+    assert (result.linked, result.already_cached) == (2, 0)
+
+
+def test_pin_by_copy_shares_no_inode(s3_env: str, ref_manifest: Manifest, tmp_path: Path) -> None:
+    from isc_kit.pin import pin
+
+    (tmp_path / ".dvc").mkdir()
+    dest = tmp_path / "ref"
+    small = ref_manifest.take(range(2))
+    assert fetch(small, dest).ok
+    pin(small, dest, link="copy")
+    for row in range(2):
+        obj = _cache_object(tmp_path, small.md5s[row])
+        assert not os.path.samefile(dest / small.relpaths[row], obj)
+        assert md5(obj.read_bytes()) == small.md5s[row]
+        assert oct(obj.stat().st_mode & 0o777) == "0o444"

@@ -27,6 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="split into PATH/<first>-<last>/ folders of N files, one .dvc file each (for 100,000+ files)",
     )
     p.add_argument("--jobs", type=int, metavar="N", help="threads for --hash")
+    p.add_argument(
+        "--link",
+        choices=["hardlink", "reflink", "copy"],
+        default="hardlink",
+        help="how files enter the DVC cache: hardlink (default, no extra disk; the workspace file is the cache "
+        "object), reflink (copy-on-write, btrfs/XFS), copy (twice the disk, nothing shared)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -52,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             hash_unverified=args.hash,
             manifest_path=args.pinned,
             jobs=args.jobs,
+            link=args.link,
         )
     else:
         results = [
@@ -62,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 manifest_path=args.pinned,
                 jobs=args.jobs,
                 progress=progress_bar("pin"),
+                link=args.link,
             )
         ]
     if args.json:

@@ -332,8 +332,9 @@ def low_speed_from_env() -> LowSpeed | None:
     limit = os.environ.get("ISC_KIT_LOW_SPEED_LIMIT", "").strip()
     seconds = os.environ.get("ISC_KIT_LOW_SPEED_TIME", "").strip()
     try:
+        default = LowSpeed()
         speed = LowSpeed(
-            int(limit) if limit else LowSpeed.limit, float(seconds) if seconds else LowSpeed.seconds
+            int(limit) if limit else default.limit, float(seconds) if seconds else default.seconds
         )
     except ValueError:
         raise ConfigError(

@@ -270,6 +270,7 @@ def _locked_fetch(
         sources[0].describe(),
     )
     recompact = records_have_lines(dest)
+    shared = _shared_inodes(plan, todo)
     tally = run_engine(
         manifest.items(todo),
         len(todo),
@@ -284,8 +285,38 @@ def _locked_fetch(
     result.transferred, result.bytes = tally.transferred, tally.bytes
     result.unverified += tally.unverified
     result.failed += tally.failed
+    if shared:
+        from .._dvcfiles import heal_shared
+
+        failed = {rel for rel, _ in tally.failed}
+        rels, md5s = manifest.relpaths, manifest.md5s
+        heal_shared(
+            dest.root,
+            ((dest.path(rels[r]), md5s[r], ino) for r, ino in shared.items() if rels[r] not in failed),
+        )
     if recompact:  # a record started by this run has one line per file already
         records.compact(dest.record_path)
+
+
+def _shared_inodes(plan: FetchPlan, todo: list[int]) -> dict[int, tuple[int, int]]:
+    """Corrupt files about to be replaced that have other hard links (a DVC cache object, after pin)."""
+    out: dict[int, tuple[int, int]] = {}
+    rels = plan.manifest.relpaths
+    for row in todo:
+        if plan.status[row] != CORRUPT:
+            continue
+        try:
+            st = os.lstat(plan.dest.path(rels[row]))
+        except OSError:
+            continue
+        if st.st_nlink > 1 and md5_known(plan.manifest, row):
+            out[row] = (st.st_dev, st.st_ino)
+    return out
+
+
+def md5_known(manifest: Manifest, row: int) -> bool:
+    o = manifest.md5s.offsets
+    return o[row + 1] != o[row]
 
 
 def records_have_lines(dest: Destination) -> bool:
