@@ -64,8 +64,10 @@ class DvcRepo:
 
     root: Path
     cache: Path
+    cache_type: str = "reflink,copy"  # DVC's default: how checkout places cache objects in the workspace
 
     def object_path(self, oid: str) -> Path:
+        """``<cache>/files/md5/<2 hex>/<30 hex>``."""
         return self.cache / "files" / HASH_NAME / oid[:2] / oid[2:]
 
 
@@ -74,14 +76,16 @@ def find_repo(start: str | os.PathLike[str]) -> DvcRepo:
     here = Path(os.path.abspath(start))
     for folder in (here, *here.parents):
         if (folder / ".dvc").is_dir():
-            return DvcRepo(folder, _cache_dir(folder / ".dvc"))
+            return DvcRepo(folder, *_cache_config(folder / ".dvc"))
     raise DvcError(f"{start}: not inside a DVC repository; run `dvc init` in the project folder first")
 
 
-def _cache_dir(dvc_dir: Path) -> Path:
-    """``cache.dir`` from ``.dvc/config.local`` then ``.dvc/config`` (relative to ``.dvc``), else ``.dvc/cache``."""
+def _cache_config(dvc_dir: Path) -> tuple[Path, str]:
+    """``cache.dir`` (relative to ``.dvc``) and ``cache.type``, ``.dvc/config.local`` over ``.dvc/config``."""
     from configobj import ConfigObj, ConfigObjError
 
+    cache_dir: Path | None = None
+    cache_type: str | None = None
     for name in ("config.local", "config"):
         path = dvc_dir / name
         if not path.exists():
@@ -90,11 +94,14 @@ def _cache_dir(dvc_dir: Path) -> Path:
             conf = ConfigObj(str(path), encoding="utf-8")
         except ConfigObjError as err:
             raise DvcError(f"{path}: cannot read the DVC config ({err}); fix it with `dvc config`") from None
-        cache_dir = conf.get("cache", {}).get("dir")
-        if cache_dir:
-            p = Path(cache_dir)
-            return p if p.is_absolute() else (dvc_dir / p).resolve()
-    return dvc_dir / "cache"
+        section = conf.get("cache", {})
+        if cache_dir is None and section.get("dir"):
+            p = Path(section["dir"])
+            cache_dir = p if p.is_absolute() else (dvc_dir / p).resolve()
+        if cache_type is None and section.get("type"):
+            value = section["type"]
+            cache_type = ",".join(value) if isinstance(value, list) else str(value)
+    return cache_dir or dvc_dir / "cache", cache_type or "reflink,copy"
 
 
 # ---------------------------------------------------------------------------------------------- write
@@ -182,11 +189,6 @@ def _nofollow(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
-def object_for(repo: DvcRepo, md5: str) -> Path:
-    """``<cache>/files/md5/<2 hex>/<30 hex>``."""
-    return repo.cache / "files" / HASH_NAME / md5[:2] / md5[2:]
-
-
 def heal_shared(dest: str, replaced: Iterable[tuple[str, str, tuple[int, int]]]) -> int:
     """After corrupt files were replaced: cache objects that *were* those files (one inode) get the new bytes.
 
@@ -203,7 +205,7 @@ def heal_shared(dest: str, replaced: Iterable[tuple[str, str, tuple[int, int]]])
         return 0
     healed = 0
     for path, md5, old in replaced:
-        obj = object_for(repo, md5)
+        obj = repo.object_path(md5)
         try:
             st = os.lstat(obj)
         except FileNotFoundError:

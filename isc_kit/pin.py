@@ -28,7 +28,6 @@ from ._dvcfiles import (
     add_to_gitignore,
     dvcfile_text,
     find_repo,
-    object_for,
     place_object,
     write_text_atomic,
     write_tree,
@@ -268,7 +267,7 @@ def link_entries(
     made: set[str] = set()
     base = str(root) + os.sep
     for e in entries:
-        dst = str(object_for(repo, e.md5))
+        dst = str(repo.object_path(e.md5))
         folder = os.path.dirname(dst)
         if folder not in made:
             os.makedirs(folder, exist_ok=True)

@@ -281,3 +281,25 @@ def test_pin_by_copy_shares_no_inode(s3_env: str, ref_manifest: Manifest, tmp_pa
         assert not os.path.samefile(dest / small.relpaths[row], obj)
         assert md5(obj.read_bytes()) == small.md5s[row]
         assert oct(obj.stat().st_mode & 0o777) == "0o444"
+
+
+def test_switching_a_selection_back_takes_the_images_from_the_local_dvc_cache(
+    s3_env: str, ref_manifest: Manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from isc_kit.pin import pin
+
+    (tmp_path / ".dvc").mkdir()
+    dest = tmp_path / "ref"
+    first = ref_manifest.take(range(10))
+    assert fetch(first, dest).ok
+    pin(first, dest, link="copy")  # the cache holds the 10 objects, as after `dvc commit`
+    bad = Path(tmp_path / ".dvc" / "cache" / "files" / "md5" / first.md5s[9][:2] / first.md5s[9][2:])
+    bad.chmod(0o644)
+    bad.write_bytes(b"damaged")  # a damaged object is never taken: it comes from the network
+    other = ref_manifest.take(range(10, 20))
+    assert fetch(other, dest, prune=True).pruned == 10
+    back = fetch(first, dest, prune=True)
+    assert back.ok
+    assert (back.from_cache, back.transferred, back.pruned) == (9, 1, 10)
+    assert tree_md5s(dest) == {first.relpaths[r]: first.md5s[r] for r in range(10)}
+    assert set(recorded(dest)) >= set(first.relpaths)

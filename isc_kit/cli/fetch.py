@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
                     "files": f"{result.transferred:,}",
                     "bytes": human_bytes(result.bytes),
                 },
+                {"what": "from the DVC cache", "files": f"{result.from_cache:,}"},
                 {"what": "already verified", "files": f"{result.skipped - result.unverified:,}"},
                 {"what": "unverified (no md5)", "files": f"{result.unverified:,}"},
                 {"what": "failed", "files": f"{len(result.failed):,}"},

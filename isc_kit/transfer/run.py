@@ -51,6 +51,7 @@ class FetchResult:
     pruned: int = 0
     region: str = ""
     pruned_files: list[str] = field(default_factory=list)
+    from_cache: int = 0  # placed from the local DVC cache (hashed first), not downloaded
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ class FetchResult:
             "unverified": self.unverified,
             "pruned": self.pruned,
             "pruned_files": self.pruned_files[:limit],
+            "from_cache": self.from_cache,
             "region": self.region,
         }
 
@@ -84,6 +86,8 @@ class FetchResult:
         )
         if self.unverified:
             text += f"; {self.unverified:,} unverified (md5 unknown)"
+        if self.from_cache:
+            text += f"; {self.from_cache:,} taken from the local DVC cache"
         if self.pruned:
             text += f"; {self.pruned:,} pruned"
         return text
@@ -257,6 +261,13 @@ def _locked_fetch(
                 "left %d nested destination folder(s) alone: %s", len(plan.nested), ", ".join(plan.nested[:3])
             )
     todo = _account_skipped(result, plan, todo, require_md5)
+    shared: dict[int, tuple[int, int]] = {}
+    if todo:
+        from .dvccache import take_from_cache
+
+        shared = _shared_inodes(plan, todo)
+        todo, result.from_cache = take_from_cache(manifest, todo, dest)
+        _heal(dest, manifest, shared, set(todo))
     if not todo:
         return
     sizes = manifest.sizes
@@ -270,7 +281,6 @@ def _locked_fetch(
         sources[0].describe(),
     )
     recompact = records_have_lines(dest)
-    shared = _shared_inodes(plan, todo)
     tally = run_engine(
         manifest.items(todo),
         len(todo),
@@ -285,17 +295,30 @@ def _locked_fetch(
     result.transferred, result.bytes = tally.transferred, tally.bytes
     result.unverified += tally.unverified
     result.failed += tally.failed
-    if shared:
-        from .._dvcfiles import heal_shared
-
-        failed = {rel for rel, _ in tally.failed}
-        rels, md5s = manifest.relpaths, manifest.md5s
-        heal_shared(
-            dest.root,
-            ((dest.path(rels[r]), md5s[r], ino) for r, ino in shared.items() if rels[r] not in failed),
-        )
+    failed = {rel for rel, _ in tally.failed}
+    _heal(
+        dest,
+        manifest,
+        {r: ino for r, ino in shared.items() if r in set(todo)},
+        failed_rows(manifest, todo, failed),
+    )
     if recompact:  # a record started by this run has one line per file already
         records.compact(dest.record_path)
+
+
+def failed_rows(manifest: Manifest, rows: list[int], failed: set[str]) -> set[int]:
+    rels = manifest.relpaths
+    return {r for r in rows if rels[r] in failed}
+
+
+def _heal(dest: Destination, manifest: Manifest, shared: dict[int, tuple[int, int]], skip: set[int]) -> None:
+    """Cache objects that were corrupt files now replaced get the verified bytes (see ``heal_shared``)."""
+    todo = {r: ino for r, ino in shared.items() if r not in skip}
+    if todo:
+        from .._dvcfiles import heal_shared
+
+        rels, md5s = manifest.relpaths, manifest.md5s
+        heal_shared(dest.root, ((dest.path(rels[r]), md5s[r], ino) for r, ino in todo.items()))
 
 
 def _shared_inodes(plan: FetchPlan, todo: list[int]) -> dict[int, tuple[int, int]]:
