@@ -4,12 +4,13 @@
 DVC 3 addresses content by the plain MD5 of a file (``hash: md5``): ``<cache>/files/md5/<2 hex>/<30
 hex>``. A directory object is a JSON list of ``{"md5", "relpath"}`` sorted by relpath,
 ``json.dumps(..., sort_keys=True)`` with default separators, whose id is the MD5 of those bytes plus
-``.dir``. Writers go through a temp file and ``os.replace``, so a killed writer leaves no partial
-object under a final name; its temp file is removed by the next run.
+``.dir``. Writers go through :func:`isc_kit.outputs.write_output` (temp file, fsync, ``os.replace``),
+so a killed writer leaves no partial object under a final name; its temp file is removed by the next run.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ._proc import pid_alive
 from .errors import DvcError
+from .outputs import write_output, write_text
 
 CACHE_MODE = 0o444
 HASH_NAME = "md5"
@@ -101,27 +103,22 @@ def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
     data = tree_bytes(entries)
     oid = tree_oid(data)
     dst = repo.object_path(oid)
-    _remove_dead_temps(dst.parent, ".*.tmp-*")
+    if dst.parent.is_dir():
+        _remove_legacy_temps(dst.parent, ".*.tmp-*")
     if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.chmod(tmp, CACHE_MODE)
-        os.replace(tmp, dst)
+        write_output(dst, data, make_parents=True, mode=CACHE_MODE)
     return oid
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` (e.g. ``PATH.dvc``) through a temp file beside it and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temps(path.parent, f".{path.name}.tmp-*")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``path`` (e.g. ``PATH.dvc``) atomically through the one output writer."""
+    if path.parent.is_dir():
+        _remove_legacy_temps(path.parent, f"{glob.escape('.' + path.name)}.tmp-*")
+    write_text(path, text, make_parents=True)
 
 
-def _remove_dead_temps(folder: Path, pattern: str) -> None:
-    """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
+def _remove_legacy_temps(folder: Path, pattern: str) -> None:
+    """Delete ``<name>.tmp-<pid>`` files (the scheme before :mod:`isc_kit.outputs`) whose writer is gone."""
     for tmp in folder.glob(pattern):
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,20 +209,14 @@ def load_predictions(path: str | Path) -> Predictions:
 
 def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) -> int:
     """Write ``(query_id, reference_id, score)`` rows as a matching-track CSV (atomically); returns the row count."""
-    path = Path(path)
+    from .outputs import open_output
+
     n = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(",".join(HEADER) + "\n")
-            for q, r, s in rows:
-                f.write(f"{q},{r},{float(s):.9g}\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_output(path, make_parents=True) as f:
+        f.write((",".join(HEADER) + "\n").encode())
+        for q, r, s in rows:
+            f.write(f"{q},{r},{float(s):.9g}\n".encode())
+            n += 1
     return n
 
 

@@ -9,7 +9,6 @@ publisher CSV and the set's parameters into ``manifests/<set>.pinned`` (committe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import outputs
 from .catalog import SETS
 from .config import load_params
 from .errors import ConfigError
@@ -205,11 +205,8 @@ def set_metrics(manifest: Manifest, dest: str | os.PathLike[str]) -> dict[str, A
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    """Metrics and timings as sorted JSON, through the one output writer (its folder is made)."""
+    outputs.write_json(path, dict(data), make_parents=True)
 
 
 def timing_path(dest: str | os.PathLike[str]) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..catalog import REGIONS, SETS
 from ..errors import ConfigError
@@ -106,9 +106,10 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     )
 
 
-def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
+def print_json(obj: Any, file: IO[str] | None = None) -> None:
+    out = file if file is not None else sys.stdout
+    json.dump(obj, out, indent=2, sort_keys=True, default=str)
+    out.write("\n")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
