@@ -277,3 +277,68 @@ def _dead_pid() -> int:
     except ProcessLookupError:
         return proc.pid
     raise OSError(errno.ESRCH, "could not find a dead pid")
+
+
+# ---------------------------------------------------------------------------------------------- CLI -o
+
+META = "image_id,s3_uri,md5_checksum\n" + "".join(
+    f"R{i:06d},s3://drivendata-competition-fb-isc-data/all/reference_images/R{i:06d}.jpg,{i:032x}\n"
+    for i in range(3)
+)
+
+
+def _manifest_argv(tmp_path: Path, output: str) -> list[str]:
+    meta = tmp_path / "meta.csv"
+    meta.write_text(META)
+    return ["-q", "manifest", "reference", "--metadata", str(meta), "-o", output]
+
+
+def test_manifest_o_onto_a_device_node_keeps_the_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from isc_kit.cli.main import main
+
+    null = _mknod(tmp_path / "null", 1, 3)
+    assert main(_manifest_argv(tmp_path, str(null))) == 0
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert "3 reference images" in capsys.readouterr().out
+
+
+def test_manifest_o_dash_writes_the_pinned_bytes_to_stdout(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from isc_kit.cli.main import main
+
+    assert main(_manifest_argv(tmp_path, "-")) == 0
+    out, err = capsysbinary.readouterr()
+    assert out.startswith(b"# isc-kit pinned manifest")
+    assert out.count(b"\nR00000") == 3
+    assert b"3 reference images" in err
+    assert not (tmp_path / "-").exists()
+
+
+def test_manifest_o_process_substitution(tmp_path: Path) -> None:
+    argv = _manifest_argv(tmp_path, "OUT")
+    got = tmp_path / "got.pinned"
+    cmd = " ".join(f"'{a}'" for a in [sys.executable, "-m", "isc_kit", *argv[:-1]]) + f" >(cat > '{got}')"
+    done = subprocess.run(["bash", "-c", cmd + "; wait"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for _ in range(100):
+        if got.exists() and got.stat().st_size:
+            break
+        threading.Event().wait(0.05)
+    assert got.read_bytes().count(b"\nR00000") == 3
+
+
+def test_write_predictions_onto_a_fifo(tmp_path: Path) -> None:
+    from isc_kit.evaluate import write_predictions
+
+    fifo = tmp_path / "pred.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    t.start()
+    assert write_predictions(fifo, [("Q00001", "R000001", 0.5)]) == 1
+    t.join(10)
+    assert got == [b"query_id,reference_id,score\nQ00001,R000001,0.5\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
