@@ -11,6 +11,7 @@ recall among ranks whose precision is at least 0.9, with the score at that rank.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ import pandas as pd
 from .catalog import SETS, ImageSet
 from .errors import ConfigError, InputFileError, Problem, ProblemCollector
 from .groundtruth import GroundTruth, query_id_checker, reference_id_checker
+from .inputs import PREDICTIONS_LIMIT, read_input
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +103,16 @@ def _valid_ids(values: pd.Series, sets: tuple[ImageSet, ...]) -> np.ndarray:
     return ok
 
 
-def _load_fast(path: Path) -> Predictions | None:
+def _load_fast(path: Path, data: bytes) -> Predictions | None:
     """Vectorised read of a well-formed file; ``None`` when anything is off (the slow path explains)."""
     try:
         frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True, engine="c"
+            io.BytesIO(data),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+            engine="c",
         )
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
         return None
@@ -130,7 +137,8 @@ def load_predictions(path: str | Path) -> Predictions:
     only once (the competition rejected such files too). Raises :class:`InputFileError`.
     """
     path = Path(path)
-    fast = _load_fast(path)
+    data = read_input(path, what="predictions CSV", limit=PREDICTIONS_LIMIT)
+    fast = _load_fast(path, data)
     if fast is not None:
         logger.info("predictions %s: %d rows", path, len(fast))
         return fast
@@ -144,7 +152,7 @@ def load_predictions(path: str | Path) -> Predictions:
     lines: list[int] = []
     seen_header = False
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             for row in reader:
                 line = reader.line_num

@@ -20,6 +20,7 @@ from . import outputs
 from .catalog import SETS
 from .config import load_params
 from .errors import ConfigError
+from .inputs import PARAMS_LIMIT, check_local_input
 from .manifest import Manifest
 from .source import Source, resolve_source
 
@@ -107,6 +108,7 @@ def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
 def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
     """Read and validate params.yaml; every error names the key and what to write instead."""
     p = Path(path)
+    check_local_input(p, what="params.yaml", limit=PARAMS_LIMIT)  # no FIFO, device or giant file
     data = load_params(p)
     src = data.get("source") or {}
     if not isinstance(src, Mapping):

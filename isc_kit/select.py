@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from .catalog import ImageSet
 from .errors import ConfigError, InputFileError, Problem
+from .inputs import ID_LIST_LIMIT, read_input, utf16_error
 from .manifest import Manifest
 
 FilterKind = Literal["include", "exclude"]
@@ -158,10 +159,10 @@ def range_mask(ids: pa.ChunkedArray | Sequence[str], ranges: Sequence[IdRange]) 
 def read_id_list(path: str | Path, image_set: ImageSet) -> list[str]:
     """Ids from a text file, one per line (blank lines and ``#`` comments ignored), validated for the set."""
     name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise InputFileError(name, [Problem(0, "", name, err.strerror or str(err))]) from None
+    raw = read_input(path, what="id list", limit=ID_LIST_LIMIT)
+    utf16 = utf16_error(name, raw)
+    if utf16 is not None:
+        raise utf16
     if b"\x00" in raw:
         raise InputFileError(name, [Problem(0, "", "", "NUL byte: binary data, not an id list")])
     try:
