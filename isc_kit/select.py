@@ -293,6 +293,9 @@ def ground_truth_subset(
     query (distractor queries included); ``reference_ids`` the pool of references. Returns
     sorted (query ids, reference ids).
     """
+    for name, value in (("queries", queries), ("distractors", distractors)):
+        if value < 0:
+            raise ConfigError(f"ground-truth {name} must be 0 or more, not {value}")
     matches: dict[str, set[str]] = {}
     matched_refs: set[str] = set()
     for q, r in pairs:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputFileError, IscKitError
+from ._common import OneLineParser
 
 #: Subcommand modules in ``isc_kit.cli``; each has ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
 COMMANDS = (
@@ -36,7 +37,7 @@ logger = logging.getLogger("isc_kit")
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that subcommand's module is imported (a fast start)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="isc-kit",
         description="Fetch, verify, pin and explore the Image Similarity Challenge image sets.",
     )

@@ -8,6 +8,7 @@ import os
 import tempfile
 
 from ..manifest import Manifest
+from ._common import positive_int
 
 NAME = "stage"
 HELP = "run one DVC pipeline stage (used by dvc.yaml)"
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("dest", metavar="DEST")
     f.add_argument("--metrics", required=True, metavar="JSON", help="metrics file to write")
     f.add_argument("--params", default="params.yaml", help="pipeline parameters (default params.yaml)")
-    f.add_argument("--jobs", type=int, metavar="N")
+    f.add_argument("--jobs", type=positive_int, metavar="N")
     e = sub.add_parser(
         "eval", help="baseline predictions on the fetched query/reference folders, scored (µAP)"
     )
