@@ -26,7 +26,17 @@ from .source import Source, resolve_source
 
 logger = logging.getLogger(__name__)
 
-SET_KEYS = {"metadata", "filters", "ids", "id_file", "sample", "seed", "ground_truth", "prefix"}
+SET_KEYS = {
+    "metadata",
+    "filters",
+    "ids",
+    "id_file",
+    "sample",
+    "seed",
+    "ground_truth",
+    "prefix",
+    "allow_empty",
+}
 GT_KEYS = {"file", "queries", "distractors", "seed"}
 
 
@@ -43,6 +53,7 @@ class SetParams:
     seed: int = 0
     ground_truth: bool = False
     prefix: str | None = None
+    allow_empty: bool = False  # an empty selection is an error unless the set says so
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
             not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0
         ):
             raise ConfigError(f"{where}.{key} must be a whole number >= 0, not {raw[key]!r}")
+    if not isinstance(raw.get("allow_empty", False), bool):
+        raise ConfigError(f"{where}.allow_empty must be true or false, not {raw['allow_empty']!r}")
     return SetParams(
         name=name,
         metadata=raw["metadata"],
@@ -102,6 +115,7 @@ def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
         seed=int(raw.get("seed") or 0),
         ground_truth=bool(raw.get("ground_truth", False)),
         prefix=raw.get("prefix"),
+        allow_empty=raw.get("allow_empty", False),
     )
 
 
@@ -163,6 +177,8 @@ def manifest_argv(
         argv += ["--gt-distractors", str(gt.get("distractors", 0)), "--seed", str(gt.get("seed", s.seed))]
     else:
         argv += ["--seed", str(s.seed)]
+    if s.allow_empty:
+        argv.append("--allow-empty")
     return argv
 
 

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import logging
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +27,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._glob import glob_to_regex
 from .catalog import ImageSet
-from .errors import ConfigError, InputFileError, Problem
+from .errors import ConfigError, EmptySelectionError, InputFileError, Problem
 from .inputs import ID_LIST_LIMIT, read_input, utf16_error
 from .manifest import Manifest
+
+logger = logging.getLogger(__name__)
 
 FilterKind = Literal["include", "exclude"]
 Filter = tuple[FilterKind, str]
@@ -39,54 +44,35 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 # ---------------------------------------------------------------------------------------------- AWS filters
 
 
-def glob_to_regex(pattern: str) -> str:
-    """An fnmatch glob as an anchored RE2/Python regex (``*`` and ``?`` match ``/`` too, as in fnmatch)."""
-    out, i, n = ["^"], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = i
-            if j < n and pattern[j] == "!":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append(r"\[")
-            else:
-                body = pattern[i:j].replace("\\", "\\\\")
-                i = j + 1
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                elif body.startswith("^"):
-                    body = "\\" + body
-                out.append(f"[{body}]")
-        else:
-            out.append(re.escape(c))
-    out.append("$")
-    return "(?s)" + "".join(out)
-
-
 def filter_mask(
-    relpaths: Sequence[str] | pa.Array | pa.ChunkedArray, filters: Iterable[Filter]
+    relpaths: Sequence[str] | pa.Array | pa.ChunkedArray, filters: Iterable[Filter], prefix: str = ""
 ) -> np.ndarray:
-    """Boolean mask of keys an ordered list of AWS ``--exclude/--include`` filters keeps."""
+    """Boolean mask of keys an ordered list of AWS ``--exclude/--include`` filters keeps.
+
+    As ``aws s3 cp s3://BUCKET/PREFIX DEST --recursive`` does it: every key starts included, each
+    pattern is joined to the source root (``os.path.join(BUCKET/PREFIX, pattern)``) and matched with
+    fnmatch against ``BUCKET/KEY``, and the last filter that matches decides. So a pattern is relative
+    to ``prefix`` (a glob character in the prefix itself is a glob there too), and a pattern that
+    starts with ``/`` matches nothing (no key or relpath starts with ``/``; ``BUCKET/KEY`` never does).
+    """
     arr = relpaths if isinstance(relpaths, (pa.Array, pa.ChunkedArray)) else pa.array(relpaths, pa.string())
+    keys = arr
+    if _has_magic(prefix):  # then the prefix takes part in the match; otherwise it cancels out
+        keys = pc.binary_join_element_wise(pa.scalar(prefix, pa.string()), arr, "")
     keep = np.ones(len(arr), dtype=bool)
     for kind, pattern in filters:
         if kind not in ("include", "exclude"):
             raise ConfigError(f"filter kind must be include or exclude, not {kind!r}")
+        full = posixpath.join(prefix, pattern) if keys is not arr else pattern
         hit = np.asarray(
-            pc.match_substring_regex(arr, glob_to_regex(pattern)).to_numpy(zero_copy_only=False), dtype=bool
+            pc.match_substring_regex(keys, glob_to_regex(full)).to_numpy(zero_copy_only=False), dtype=bool
         )
         keep[hit] = kind == "include"
     return keep
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 def listing_prefix(filters: Sequence[Filter]) -> str:
@@ -233,7 +219,11 @@ def sample_ids(ids: Sequence[str], n: int, seed: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Selection:
-    """What to take from a set; every part is optional and they combine with AND, sample last."""
+    """What to take from a set; every part is optional and they combine with AND, sample last.
+
+    ``allow_empty``: a selection that keeps nothing is returned as an empty manifest instead of
+    raising :class:`~isc_kit.errors.EmptySelectionError`.
+    """
 
     filters: tuple[Filter, ...] = ()
     ranges: tuple[str, ...] = ()
@@ -241,6 +231,7 @@ class Selection:
     ids: tuple[str, ...] = field(default=())
     sample: int | None = None
     seed: int = 0
+    allow_empty: bool = False
 
     def describe(self) -> str:
         parts = [f"--{kind} {pattern!r}" for kind, pattern in self.filters]
@@ -254,28 +245,78 @@ class Selection:
         return " ".join(parts)
 
 
-def select(manifest: Manifest, selection: Selection) -> Manifest:
-    """Apply a selection to a manifest."""
+def select(manifest: Manifest, selection: Selection, *, allow_empty: bool | None = None) -> Manifest:
+    """Apply a selection to a manifest.
+
+    An empty result raises :class:`~isc_kit.errors.EmptySelectionError` saying how many images each
+    step kept and how to widen it, unless ``allow_empty`` (default: ``selection.allow_empty``).
+    """
     image_set = manifest.image_set
     table = manifest.table
     keep = np.ones(len(table), dtype=bool)
+    steps: list[tuple[str, int]] = []
     if selection.filters:
-        keep &= filter_mask(pa.array(table["relpath"]), selection.filters)
+        keep &= filter_mask(pa.array(table["relpath"]), selection.filters, manifest.prefix)
+        steps.append((" ".join(f"--{k} {p!r}" for k, p in selection.filters), int(keep.sum())))
     if selection.ranges:
         keep &= range_mask(
             pa.array(table["image_id"]), [parse_id_range(r, image_set) for r in selection.ranges]
         )
-    wanted: list[str] = list(selection.ids)
-    if selection.id_file:
-        wanted += read_id_list(selection.id_file, image_set)
+        steps.append((" ".join(f"--ids {r}" for r in selection.ranges), int(keep.sum())))
     if selection.id_file or selection.ids:
-        keep &= np.asarray(table["image_id"].isin(set(wanted)).to_numpy(dtype=bool, na_value=False))
+        wanted = set(selection.ids)
+        if selection.id_file:
+            wanted.update(read_id_list(selection.id_file, image_set))
+        present = np.asarray(table["image_id"].isin(wanted).to_numpy(dtype=bool, na_value=False))
+        _warn_unknown_ids(selection, manifest, wanted, int(present.sum()))
+        keep &= present
+        what = f"--id-file {selection.id_file}" if selection.id_file else f"{len(selection.ids)} listed ids"
+        steps.append((what, int(keep.sum())))
     result = manifest.subset(keep, selection.describe())
     if selection.sample is not None:
         result = result.subset(
             sample_mask(pa.array(result.table["image_id"]), selection.sample, selection.seed)
         )
+        steps.append((f"--sample {selection.sample}", len(result)))
+    if len(result) == 0 and not (selection.allow_empty if allow_empty is None else allow_empty):
+        raise empty_selection_error(manifest, steps)
     return result
+
+
+def _warn_unknown_ids(selection: Selection, manifest: Manifest, wanted: set[str], found: int) -> None:
+    """Ids asked for by name that the manifest does not hold: counted in one warning, never silently."""
+    missing = len(wanted) - found
+    if missing <= 0:
+        return
+    asked = pa.array(sorted(wanted), pa.string())
+    absent = asked.filter(pc.invert(pc.is_in(asked, value_set=pa.array(manifest.table["image_id"]))))
+    logger.warning(
+        "%s: %d of %d ids are not in the %s input (e.g. %s); they are left out",
+        selection.id_file or "the listed ids",
+        missing,
+        len(wanted),
+        manifest.set_name,
+        ", ".join(absent.slice(0, 3).to_pylist()),
+    )
+
+
+def empty_selection_error(manifest: Manifest, steps: list[tuple[str, int]]) -> EmptySelectionError:
+    """The error for a selection that kept nothing: each step's count and how to widen it."""
+    n = len(manifest)
+    example = f"{manifest.image_set.first_id[:4]}*"
+    if n == 0:
+        said = f"the {manifest.set_name} input has no images"
+    else:
+        ids = manifest.table["image_id"]
+        first, last = ids.min(), ids.max()
+        example = f"{first[:4]}*"
+        said = f"{n:,} {manifest.set_name} images in the input ({first}..{last})"
+        said += "".join(f", {what} kept {count:,}" for what, count in steps)
+    return EmptySelectionError(
+        f"the selection keeps no {manifest.set_name} images: {said}; widen the filters, ranges or id list "
+        f"(patterns match keys relative to {manifest.prefix or 'the bucket root'}, e.g. '{example}'), "
+        "or pass --allow-empty (allow_empty: true in params.yaml) if an empty set is intended"
+    )
 
 
 def ground_truth_subset(

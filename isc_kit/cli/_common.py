@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 from ..catalog import REGIONS, SETS
 
 if TYPE_CHECKING:
+    from ..manifest import Manifest
     from ..select import Selection
     from ..source import Source
 
@@ -130,6 +131,11 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
         metavar="M",
         help="with --ground-truth: add M unmatched references",
     )
+    g.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="an empty selection is not an error (by default it is, so a typo cannot empty a set)",
+    )
     p.set_defaults(filters=[])
 
 
@@ -142,7 +148,20 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
         id_file=args.id_file,
         sample=args.sample,
         seed=args.seed,
+        allow_empty=bool(getattr(args, "allow_empty", False)),
     )
+
+
+def require_nonempty(manifest: Manifest, args: argparse.Namespace) -> Manifest:
+    """The final selection (after a ground-truth subset too) must keep something unless --allow-empty."""
+    if len(manifest) == 0 and not getattr(args, "allow_empty", False):
+        from ..errors import EmptySelectionError
+
+        raise EmptySelectionError(
+            f"the selection keeps no {manifest.set_name} images ({manifest.selection or 'no filters'}); "
+            "widen it, or pass --allow-empty if an empty set is intended"
+        )
+    return manifest
 
 
 def print_json(obj: Any, file: IO[str] | None = None) -> None:

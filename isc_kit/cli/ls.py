@@ -12,6 +12,7 @@ from ._common import (
     add_source_args,
     nonnegative_int,
     print_json,
+    require_nonempty,
 )
 from ._load import selected_manifest
 
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = selected_manifest(args)
+    manifest = require_nonempty(selected_manifest(args), args)
     total = manifest.total_bytes
     approx = manifest.image_set.approx_bytes / manifest.image_set.count * len(manifest)
     head = manifest.ids[: max(args.head, 0)]

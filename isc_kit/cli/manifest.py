@@ -8,7 +8,14 @@ import sys
 
 from ..manifest import pinned_bytes
 from ..outputs import write_output
-from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, print_json
+from ._common import (
+    add_input_args,
+    add_selection_args,
+    add_set_arg,
+    add_source_args,
+    print_json,
+    require_nonempty,
+)
 from ._load import selected_manifest
 
 NAME = "manifest"
@@ -29,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = selected_manifest(args)
+    manifest = require_nonempty(selected_manifest(args), args)
     write_output(args.output, pinned_bytes(manifest))
     fingerprint = manifest.fingerprint()
     logger.info(
