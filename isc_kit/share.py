@@ -73,7 +73,7 @@ class ShareResult:
     dvcfile: str
     oid: str
     nfiles: int
-    bytes: int
+    bytes: int | None  # None when the manifest does not know every size (publisher CSVs don't)
     copied: int = 0
     present: int = 0
     hashed: int = 0
@@ -131,7 +131,7 @@ def share(
     client = _client(remote.endpoint_url, remote.region or aws_region(source.region))
     entries = list(zip(table["relpath"], table["md5"], strict=True))
     unique = {md5: rel for rel, md5 in entries}
-    result = ShareResult("", "", len(entries), int(table["size"].fillna(0).sum()))
+    result = ShareResult("", "", len(entries), manifest.total_bytes)
     logger.info(
         "copying %d objects from %s to %s server-side", len(unique), source.url(manifest.prefix), remote.url
     )

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
     elif result.ok:
         print(
-            f"{result.dvcfile}: {result.nfiles:,} files, {human_bytes(result.bytes)}, {result.oid} in {url} "
+            f"{result.dvcfile}: {result.nfiles:,} files, {'size unknown' if result.bytes is None else human_bytes(result.bytes)}, {result.oid} in {url} "
             f"({result.copied:,} copied server-side, {result.present:,} already there) in {result.seconds:.1f} s"
         )
         print(f"next: git add {result.dvcfile} && git commit; teammates run `dvc pull`")
