@@ -54,7 +54,9 @@ def write_output(
     it a missing folder is an error, as for any user-named output. ``mode`` sets the permission bits
     a replaced file gets (default: the old file's, else 0o666 less the umask).
     """
-    chunks: Iterable[bytes] = (data,) if isinstance(data, bytes | bytearray | memoryview) else data
+    chunks: Iterable[bytes | bytearray | memoryview] = (
+        (data,) if isinstance(data, bytes | bytearray | memoryview) else data
+    )
     with open_output(path, make_parents=make_parents, mode=mode) as fh:
         n = 0
         for chunk in chunks:
