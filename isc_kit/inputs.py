@@ -117,21 +117,38 @@ def _read_local(text: str, what: str, limit: int) -> bytes:
             text, f"cannot open ({err.strerror or err})", hint=f"check the {what}'s path"
         ) from None
     with os.fdopen(fd, "rb") as fh:
-        _check_stat(text, os.fstat(fd), what, limit)
-        return _read_capped(fh, text, what, limit)
+        st = os.fstat(fd)
+        _check_stat(text, st, what, limit)
+        return _read_capped(fh, text, what, limit, expect=st.st_size)
 
 
-def _read_capped(fh: IO[bytes], text: str, what: str, limit: int) -> bytes:
-    """At most ``limit`` bytes: ``limit + 1`` are asked for, and getting them is the refusal."""
+_CHUNK = 16 * MiB
+
+
+def _read_capped(fh: IO[bytes], text: str, what: str, limit: int, expect: int | None = None) -> bytes:
+    """At most ``limit`` bytes; reading a byte past it is the refusal (so growth while reading is caught).
+
+    ``expect`` (a regular file's size) is read in one piece, so memory is the file's size, not the cap;
+    only a file that grew past it (or a stream) is read on in chunks.
+    """
+    parts: list[bytes] = []
+    total = 0
     try:
-        data = fh.read(limit + 1)
+        first = min(limit, expect) + 1 if expect is not None else min(limit + 1, _CHUNK)
+        while True:
+            want = first if not parts else min(_CHUNK, limit + 1 - total)
+            chunk = fh.read(want)
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(text, what, limit)
+            if total == expect and len(chunk) < want:
+                break  # the whole file in one piece; otherwise read on to the end (or past the cap)
     except OSError as err:
         raise InputPathError(text, f"cannot read ({err.strerror or err})") from None
-    if data is None:
-        data = b""
-    if len(data) > limit:
-        raise _too_large(text, what, limit)
-    return bytes(data)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _read_remote(text: str, what: str, limit: int, fs: Any) -> bytes:
@@ -151,7 +168,7 @@ def _read_remote(text: str, what: str, limit: int, fs: Any) -> bytes:
         if size is not None and int(size) > limit:
             raise _too_large(text, what, limit, int(size))
         with fs.open(text, "rb") as fh:
-            return _read_capped(fh, text, what, limit)
+            return _read_capped(fh, text, what, limit, expect=None if size is None else int(size))
     except InputPathError:
         raise
     except (FileNotFoundError, PermissionError) as err:

@@ -103,6 +103,22 @@ def open_output(
         yield from _direct(spelled)
 
 
+def check_output(path: PathLike) -> None:
+    """Refuse, before any work, an output path that :func:`write_output` would refuse (a folder, a missing
+    folder); a command calls this first so a typo in ``-o`` costs nothing."""
+    spelled = os.fspath(path)
+    if spelled == "-" or _fd_alias(spelled) is not None:
+        return
+    if os.path.isdir(spelled):
+        raise DestinationError(f"cannot write {spelled}: it is a folder; name a file inside it instead")
+    if not os.path.exists(spelled):
+        folder = Path(os.path.realpath(spelled)).parent
+        if not folder.is_dir():
+            raise DestinationError(
+                f"cannot write {spelled}: folder {folder} does not exist; create it first or write elsewhere"
+            )
+
+
 def _fd_alias(spelled: str) -> int | None:
     """The descriptor a path like ``/dev/stdout`` or ``/dev/fd/63`` names in this process, if any."""
     if spelled in _STD_ALIAS:

@@ -146,6 +146,21 @@ CORPUS: dict[str, Case] = {
     "csv-header-only": ({"meta.csv": HEAD}, MANIFEST, ("no images in this file",)),
     "csv-header-only-no-newline": ({"meta.csv": HEAD.strip()}, MANIFEST, ("no images in this file",)),
     "csv-header-and-blank-lines": ({"meta.csv": HEAD + "\n\r\n\n"}, MANIFEST, ("no images in this file",)),
+    "out-is-a-folder": (
+        {"meta.csv": HEAD + GOOD_ROWS, "outdir/keep": "x"},
+        ["-q", "manifest", "reference", "--metadata", "{d}/meta.csv", "-o", "{d}/outdir"],
+        ("it is a folder",),
+    ),
+    "out-folder-missing": (
+        {"meta.csv": HEAD + GOOD_ROWS},
+        ["-q", "manifest", "reference", "--metadata", "{d}/meta.csv", "-o", "{d}/meta.csv.d/x.pinned"],
+        ("does not exist",),
+    ),
+    "csv-selection-keeps-nothing": (
+        {"meta.csv": HEAD + GOOD_ROWS},
+        ["-q", *MANIFEST, "--ids", "R000500:R000600"],
+        ("keeps no reference images", "--allow-empty"),
+    ),
     "csv-utf16-bom": ({"meta.csv": (HEAD + GOOD_ROWS).encode("utf-16")}, MANIFEST, ("UTF-16", "iconv")),
     "csv-utf16-le-no-bom": ({"meta.csv": (HEAD + GOOD_ROWS).encode("utf-16-le")}, MANIFEST, ("UTF-16",)),
     "ids-utf16": (

@@ -152,13 +152,20 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
     )
 
 
-def require_nonempty(manifest: Manifest, args: argparse.Namespace) -> Manifest:
-    """The final selection (after a ground-truth subset too) must keep something unless --allow-empty."""
-    if len(manifest) == 0 and not getattr(args, "allow_empty", False):
-        from ..errors import EmptySelectionError
+def selected_nonempty(args: argparse.Namespace) -> Manifest:
+    """The manifest the arguments select; an empty one (after a ground-truth subset too) is an error
+    naming the input, unless --allow-empty."""
+    from ..errors import EmptySelectionError
+    from ._load import selected_manifest
 
+    where = getattr(args, "metadata", None) or "the bucket listing"
+    try:
+        manifest = selected_manifest(args)
+    except EmptySelectionError as err:
+        raise EmptySelectionError(f"{where}: {err}") from None
+    if len(manifest) == 0 and not getattr(args, "allow_empty", False):
         raise EmptySelectionError(
-            f"the selection keeps no {manifest.set_name} images ({manifest.selection or 'no filters'}); "
+            f"{where}: the selection keeps no {manifest.set_name} images ({manifest.selection or 'no filters'}); "
             "widen it, or pass --allow-empty if an empty set is intended"
         )
     return manifest

@@ -12,9 +12,8 @@ from ._common import (
     add_source_args,
     nonnegative_int,
     print_json,
-    require_nonempty,
+    selected_nonempty,
 )
-from ._load import selected_manifest
 
 NAME = "ls"
 HELP = "show what a selection of a set matches"
@@ -32,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = require_nonempty(selected_manifest(args), args)
+    manifest = selected_nonempty(args)
     total = manifest.total_bytes
     approx = manifest.image_set.approx_bytes / manifest.image_set.count * len(manifest)
     head = manifest.ids[: max(args.head, 0)]

@@ -7,16 +7,15 @@ import logging
 import sys
 
 from ..manifest import pinned_bytes
-from ..outputs import write_output
+from ..outputs import check_output, write_output
 from ._common import (
     add_input_args,
     add_selection_args,
     add_set_arg,
     add_source_args,
     print_json,
-    require_nonempty,
+    selected_nonempty,
 )
-from ._load import selected_manifest
 
 NAME = "manifest"
 HELP = "validate a metadata CSV (or list the bucket), select, and write a pinned manifest"
@@ -36,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = require_nonempty(selected_manifest(args), args)
+    check_output(args.output)  # a typo in -o fails before the CSV is read
+    manifest = selected_nonempty(args)
     write_output(args.output, pinned_bytes(manifest))
     fingerprint = manifest.fingerprint()
     logger.info(
