@@ -120,3 +120,26 @@ def test_params_allow_empty_is_read_and_passed_to_manifest(tmp_path: Path) -> No
     )
     with pytest.raises(ConfigError, match="allow_empty must be true or false"):
         read_params(params)
+
+
+def test_pipeline_manifest_stage_stops_on_an_empty_selection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's mistake (training T000* -> T001*): the stage fails, the old pinned file (and so the
+    fetched folder) stays; with allow_empty: true the empty manifest is written on purpose."""
+    meta = _training_csv(tmp_path)
+    params = tmp_path / "params.yaml"
+    body = f"source:\n  bucket: {BUCKET}\nsets:\n  training:\n    metadata: {meta}\n"
+    body += '    filters: [{exclude: "*"}, {include: "T001*"}]\n'
+    params.write_text(body)
+    out = tmp_path / "training.pinned"
+    out.write_text("previous selection\n")
+    argv = ["-q", "stage", "manifest", "training", "-o", str(out), "--params", str(params)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--include 'T001*' kept 0" in err
+    assert str(meta) in err
+    assert out.read_text() == "previous selection\n"
+    params.write_text(body + "    allow_empty: true\n")
+    assert main(argv) == 0
+    assert "# count: 0" in out.read_text()

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_manifest(params_path: str, set_name: str) -> Manifest:
     """The selection of one set, built exactly as ``isc-kit manifest`` builds it from the same flags."""
     from ..pipeline import local_copy, manifest_argv, read_params
-    from ._load import selected_manifest
+    from ._common import selected_nonempty
     from .main import build_parser
 
     params = read_params(params_path)
@@ -60,7 +60,7 @@ def build_manifest(params_path: str, set_name: str) -> Manifest:
             params.source.endpoint_url,
             params.source.anon,
         )
-        return selected_manifest(args)
+        return selected_nonempty(args)  # empty: an error naming each step, unless allow_empty: true
 
 
 def run(args: argparse.Namespace) -> int:
