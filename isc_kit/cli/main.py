@@ -75,7 +75,10 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_in(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (one line already on stderr): a return code
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2
