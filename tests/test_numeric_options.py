@@ -29,6 +29,7 @@ CASES = [
     ),
     (["s3", "serve", "--port", "70000"], "--port", "65535"),
     (["s3", "serve", "--port", "-1"], "--port", "65535"),
+    (["s3", "serve", "--seed", "-1"], "--seed", "0 or more"),
     (["pin", "m.pinned", "data", "--shard", "0"], "--shard", "1 or more"),
     (["pin", "m.pinned", "data", "--jobs", "0"], "--jobs", "1 or more"),
     (["share", "m.pinned", "--jobs", "0"], "--jobs", "1 or more"),
