@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import tempfile
+from pathlib import Path
 
 from ..manifest import Manifest
 from ._common import positive_int
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.output}: {len(manifest):,} {args.set} images, {fp}")
         return 0
 
+    from .._dvcfiles import ignore_record_folder
     from ..errors import ConfigError
     from ..progress import TqdmProgress
     from ..transfer import fetch
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = set_metrics(manifest, args.dest)
     write_json(args.metrics, metrics)
     write_json(timing_path(args.dest), {**result.to_dict(), **metrics, "set": args.set})
+    ignore_record_folder(Path(os.path.abspath(args.dest)).parent)  # .isc-kit/ never shows in git status
     if not result.ok:
         for rel, why in result.failed[:5]:
             logger.error("%s: %s", rel, why)
