@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,38 +18,25 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .catalog import ImageSet
-from .errors import InputFileError, Problem
-from .source import Source, translate_error
+from .errors import InputFileError, InputPathError, Problem
+from .inputs import METADATA_LIMIT, read_input, utf16_error
+from .source import Source
 
 
-def read_bytes(path: str | os.PathLike[str], fs: Any = None, *, source: Source | None = None) -> bytes:
-    text = str(path)
-    try:
-        if text.startswith("s3://"):
-            from .source import read_url, resolve_source
+def read_bytes(
+    path: str | os.PathLike[str],
+    fs: Any = None,
+    *,
+    what: str = "CSV file",
+    limit: int = METADATA_LIMIT,
+    source: Source | None = None,
+) -> bytes:
+    """A metadata CSV's bytes through the one input reader: regular files, capped; ``s3://`` through ``source``."""
+    return read_input(path, what=what, limit=limit, fs=fs, source=source)
 
-            return read_url(source or resolve_source(), text, limit=1 << 30, fs=fs)
-        if fs is not None:
-            with fs.open(text, "rb") as fh:
-                return bytes(fh.read())
-        if "://" in text:
-            import fsspec
 
-            with fsspec.open(text, "rb") as fh:
-                return bytes(fh.read())
-        return Path(text).read_bytes()
-    except IsADirectoryError:
-        raise InputFileError(text, [Problem(0, "", text, "is a folder, not a CSV file")]) from None
-    except FileNotFoundError as err:
-        if "://" in text:
-            raise translate_error(err, text, source or Source()) from err
-        raise InputFileError(
-            text,
-            [Problem(0, "", text, "no such file")],
-            hint="check the path (metadata CSVs come from the competition's data page)",
-        ) from None
-    except PermissionError:
-        raise InputFileError(text, [Problem(0, "", text, "permission denied")]) from None
+#: The publisher metadata CSV's columns (a file with only this header holds no images).
+PUBLISHER_COLUMNS = ("image_id", "s3_uri", "md5_checksum")
 
 
 def line_of(data: bytes, offset: int) -> int:
@@ -61,6 +47,9 @@ def check_text(path: str, data: bytes) -> bytes:
     """Strip a UTF-8 BOM; reject NUL bytes with the line they are on (UTF-8 is checked while parsing)."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    utf16 = utf16_error(path, data)
+    if utf16 is not None:
+        raise utf16
     nul = data.find(b"\x00")
     if nul >= 0:
         raise InputFileError(
@@ -104,8 +93,47 @@ def check_header(path: str, data: bytes, expected: tuple[str, ...]) -> None:
         )
 
 
-def read_rows(path: str, data: bytes, columns: tuple[str, ...]) -> tuple[pa.Table, np.ndarray, list[Problem]]:
-    """Parse the rows after the header: the table, each row's physical line number, and malformed lines."""
+def read_rows(
+    path: str, data: bytes, columns: tuple[str, ...], *, require_rows: bool | None = None
+) -> tuple[pa.Table, np.ndarray, list[Problem]]:
+    """Parse the rows after the header: the table, each row's physical line number, and malformed lines.
+
+    ``require_rows`` (default: for a publisher metadata CSV) makes a file with no row but the header an
+    error ("no images in FILE"); a pinned manifest of an (allowed) empty selection has no rows.
+    """
+    if require_rows is None:
+        require_rows = columns == PUBLISHER_COLUMNS
+    end = data.find(b"\n")
+    if end < 0 or not data[end + 1 :].strip():
+        if require_rows:
+            raise _no_rows(path, columns)
+        return pa.table({c: pa.array([], pa.string()) for c in columns}), np.zeros(0, np.int64), []
+    table, lines, bad = _parse_rows(path, data, columns)
+    if require_rows and not bad and not _has_nonblank_row(table, columns):
+        raise _no_rows(path, columns)
+    return table, lines, bad
+
+
+def _no_rows(path: str, columns: tuple[str, ...]) -> InputFileError:
+    return InputPathError(
+        path,
+        f"no images in this file, only the header line {','.join(columns)}",
+        hint="is this the right file? A metadata CSV has one row per image; download it again",
+    )
+
+
+def _has_nonblank_row(table: pa.Table, columns: tuple[str, ...]) -> bool:
+    if table.num_rows == 0:
+        return False
+    total = pc.binary_length(table[columns[0]])
+    for c in columns[1:]:
+        total = pc.add(total, pc.binary_length(table[c]))
+    return bool(pc.max(total).as_py() or 0)
+
+
+def _parse_rows(
+    path: str, data: bytes, columns: tuple[str, ...]
+) -> tuple[pa.Table, np.ndarray, list[Problem]]:
     bad: list[Problem] = []
 
     def on_invalid(row: Any) -> str:

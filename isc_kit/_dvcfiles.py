@@ -4,12 +4,13 @@
 DVC 3 addresses content by the plain MD5 of a file (``hash: md5``): ``<cache>/files/md5/<2 hex>/<30
 hex>``. A directory object is a JSON list of ``{"md5", "relpath"}`` sorted by relpath,
 ``json.dumps(..., sort_keys=True)`` with default separators, whose id is the MD5 of those bytes plus
-``.dir``. Writers go through a temp file and ``os.replace``, so a killed writer leaves no partial
-object under a final name; its temp file is removed by the next run.
+``.dir``. Writers go through :func:`isc_kit.outputs.write_output` (temp file, fsync, ``os.replace``),
+so a killed writer leaves no partial object under a final name; its temp file is removed by the next run.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from ._proc import pid_alive
 from .errors import DvcError
+from .local import META_DIR
+from .outputs import write_output, write_text
 
 CACHE_MODE = 0o444
 HASH_NAME = "md5"
@@ -43,13 +46,19 @@ def tree_oid(data: bytes) -> str:
     return hashlib.md5(data).hexdigest() + ".dir"
 
 
-def dvcfile_text(path: str, oid: str, size: int, nfiles: int) -> str:
-    """The ``.dvc`` file ``dvc add`` writes for a folder (same YAML dumper and key order)."""
+def dvcfile_text(path: str, oid: str, size: int | None, nfiles: int) -> str:
+    """The ``.dvc`` file ``dvc add`` writes for a folder (same YAML dumper and key order).
+
+    ``size`` None (sizes unknown, as for a publisher CSV's entries) leaves the key out, as DVC does for
+    an output whose size it does not know; never a made-up 0.
+    """
     from ruamel.yaml import YAML
 
     yaml = YAML()
     yaml.default_flow_style = False
-    out = {"md5": oid, "size": size, "nfiles": nfiles, "hash": HASH_NAME, "path": path}
+    out: dict[str, object] = {"md5": oid, "size": size, "nfiles": nfiles, "hash": HASH_NAME, "path": path}
+    if size is None:
+        del out["size"]
     stream = io.StringIO()
     yaml.dump({"outs": [out]}, stream)
     return stream.getvalue()
@@ -112,42 +121,65 @@ def write_tree(repo: DvcRepo, entries: Iterable[tuple[str, str]]) -> str:
     data = tree_bytes(entries)
     oid = tree_oid(data)
     dst = repo.object_path(oid)
-    _remove_dead_temps(dst.parent, ".*.tmp-*")
+    if dst.parent.is_dir():
+        _remove_legacy_temps(dst.parent, ".*.tmp-*")
     if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.chmod(tmp, CACHE_MODE)
-        os.replace(tmp, dst)
+        write_output(dst, data, make_parents=True, mode=CACHE_MODE)
     return oid
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` (e.g. ``PATH.dvc``) through a temp file beside it and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_temps(path.parent, f".{path.name}.tmp-*")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``path`` (e.g. ``PATH.dvc``) atomically through the one output writer."""
+    if path.parent.is_dir():
+        _remove_legacy_temps(path.parent, f"{glob.escape('.' + path.name)}.tmp-*")
+    write_text(path, text, make_parents=True)
 
 
-def _remove_dead_temps(folder: Path, pattern: str) -> None:
-    """Delete ``<name>.tmp-<pid>`` files in ``folder`` whose writer is gone (left by a killed pin)."""
+def _remove_legacy_temps(folder: Path, pattern: str) -> None:
+    """Delete ``<name>.tmp-<pid>`` files (the scheme before :mod:`isc_kit.outputs`) whose writer is gone."""
     for tmp in folder.glob(pattern):
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
+#: Characters DVC escapes with a backslash in a ``.gitignore`` entry (its scmrepo calls pathspec's
+#: ``GitWildMatchPattern.escape``, which escapes exactly these), so git reads the name literally.
+GITIGNORE_SPECIAL = "\\[]!*#?"
+
+
+def gitignore_entry(name: str) -> str:
+    """The line ``dvc add`` writes to the sibling ``.gitignore`` for ``name``: ``/`` + the escaped name."""
+    return "/" + "".join(f"\\{c}" if c in GITIGNORE_SPECIAL else c for c in name)
+
+
 def add_to_gitignore(target: Path) -> None:
-    """Add ``/<name>`` to the sibling ``.gitignore``, as ``dvc add`` does."""
+    """Add ``target``'s entry to the sibling ``.gitignore`` as ``dvc add`` does, and keep the records out of git.
+
+    A line an older isc_kit wrote unescaped for the same name (which git reads as a glob, so it did
+    not ignore the folder) is replaced. The record folder beside the target (``.isc-kit/``) gets its
+    own ``.gitignore`` of ``*``, so neither it nor anything in it ever shows in ``git status``.
+    """
     ignore = target.parent / ".gitignore"
-    line = f"/{target.name}"
+    line = gitignore_entry(target.name)
+    legacy = f"/{target.name}"
     text = ignore.read_text(encoding="utf-8") if ignore.exists() else ""
-    if line in text.splitlines():
-        return
-    sep = "" if not text or text.endswith("\n") else "\n"
-    ignore.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
+    lines = text.splitlines()
+    if legacy != line and legacy in lines:
+        lines = [line if x == legacy else x for x in lines]
+        write_text(ignore, "\n".join(dict.fromkeys(lines)) + "\n")
+    elif line not in lines:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        write_text(ignore, f"{text}{sep}{line}\n")
+    ignore_record_folder(target.parent)
+
+
+def ignore_record_folder(parent: Path) -> None:
+    """Give ``parent/.isc-kit/`` (if it exists) a ``.gitignore`` of ``*``: git then skips the whole folder."""
+    folder = parent / META_DIR
+    marker = folder / ".gitignore"
+    if folder.is_dir() and not marker.exists():
+        write_text(marker, "# isc-kit bookkeeping (verified records, locks): never committed\n*\n")
 
 
 # ---------------------------------------------------------------------------------------------- cache objects

@@ -22,10 +22,6 @@ class ConfigError(IscKitError, ValueError):
     exit_code = 2
 
 
-class EmptySelectionError(ConfigError):
-    """A selection matched nothing where that would empty a set (or delete what a folder holds)."""
-
-
 class UnknownSetError(ConfigError, KeyError):
     """A set name that the catalog does not know."""
 
@@ -93,6 +89,18 @@ class InputFileError(IscKitError, ValueError):
         if self.hint:
             lines.append(f"  fix: {self.hint}")
         return "\n".join(lines)
+
+
+class InputPathError(InputFileError):
+    """An input path that is not a readable regular file within its size cap (a folder, a FIFO, a device,
+    a missing file, a file too large); ``str(err)`` is ``PATH: what is wrong; what to pass instead``."""
+
+    def __init__(self, path: str, message: str, *, hint: str = ""):
+        self.message = message
+        super().__init__(path, [Problem(0, "", str(path), message)], hint=hint)
+
+    def _message(self) -> str:
+        return f"{self.path}: {self.message}" + (f"; {self.hint}" if self.hint else "")
 
 
 class ProblemCollector:
@@ -165,6 +173,10 @@ class DvcError(IscKitError, RuntimeError):
     """A DVC repository is missing or in a state isc_kit cannot work with."""
 
     exit_code = 6
+
+
+class EmptySelectionError(ConfigError):
+    """A selection that keeps no image (an error unless the caller allows empty selections)."""
 
 
 class DestinationError(IscKitError, OSError):

@@ -11,10 +11,9 @@ recall among ranks whose precision is at least 0.9, with the score at that rank.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from .catalog import SETS, ImageSet
 from .errors import ConfigError, InputFileError, Problem, ProblemCollector
 from .groundtruth import GroundTruth, query_id_checker, reference_id_checker
+from .inputs import PREDICTIONS_LIMIT, read_input
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +103,16 @@ def _valid_ids(values: pd.Series, sets: tuple[ImageSet, ...]) -> np.ndarray:
     return ok
 
 
-def _load_fast(path: Path) -> Predictions | None:
+def _load_fast(path: Path, data: bytes) -> Predictions | None:
     """Vectorised read of a well-formed file; ``None`` when anything is off (the slow path explains)."""
     try:
         frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True, engine="c"
+            io.BytesIO(data),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+            engine="c",
         )
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
         return None
@@ -132,7 +137,8 @@ def load_predictions(path: str | Path) -> Predictions:
     only once (the competition rejected such files too). Raises :class:`InputFileError`.
     """
     path = Path(path)
-    fast = _load_fast(path)
+    data = read_input(path, what="predictions CSV", limit=PREDICTIONS_LIMIT)
+    fast = _load_fast(path, data)
     if fast is not None:
         logger.info("predictions %s: %d rows", path, len(fast))
         return fast
@@ -146,7 +152,7 @@ def load_predictions(path: str | Path) -> Predictions:
     lines: list[int] = []
     seen_header = False
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             for row in reader:
                 line = reader.line_num
@@ -211,20 +217,14 @@ def load_predictions(path: str | Path) -> Predictions:
 
 def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) -> int:
     """Write ``(query_id, reference_id, score)`` rows as a matching-track CSV (atomically); returns the row count."""
-    path = Path(path)
+    from .outputs import open_output
+
     n = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(",".join(HEADER) + "\n")
-            for q, r, s in rows:
-                f.write(f"{q},{r},{float(s):.9g}\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open_output(path, make_parents=True) as f:
+        f.write((",".join(HEADER) + "\n").encode())
+        for q, r, s in rows:
+            f.write(f"{q},{r},{float(s):.9g}\n".encode())
+            n += 1
     return n
 
 

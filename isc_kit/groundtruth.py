@@ -8,6 +8,7 @@ two-column form of the competition's own tools is read too.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .catalog import SETS, ImageSet
 from .errors import InputFileError, Problem, ProblemCollector
+from .inputs import GROUND_TRUTH_LIMIT, read_input, utf16_error
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +105,12 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
 
     pairs: dict[tuple[str, str], int] = {}
     distractors: dict[str, int] = {}
+    data = read_input(path, what="ground-truth CSV", limit=GROUND_TRUTH_LIMIT)
+    utf16 = utf16_error(str(path), data)
+    if utf16 is not None:
+        raise utf16
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             first = True
             for row in reader:

@@ -274,7 +274,7 @@ def write_pinned(manifest: Manifest, path: str | os.PathLike[str]) -> str:
     from .outputs import write_output
 
     header, rows, fp = _pinned_parts(manifest)
-    write_output(path, [header, rows])
+    write_output(path, [header, rows], make_parents=True)
     logger.info("pinned %d %s images to %s (%s)", len(manifest), manifest.set_name, path, fp[:19])
     return fp
 

@@ -10,7 +10,6 @@ the same flags.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -18,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import outputs
 from .catalog import SETS
 from .config import load_params
 from .errors import ConfigError
+from .inputs import PARAMS_LIMIT, check_local_input
 from .manifest import Manifest
 from .source import Source, resolve_source
 
@@ -29,7 +30,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SET_KEYS = {"metadata", "filters", "ids", "id_file", "sample", "seed", "ground_truth", "prefix"}
+SET_KEYS = {
+    "metadata",
+    "filters",
+    "ids",
+    "id_file",
+    "sample",
+    "seed",
+    "ground_truth",
+    "prefix",
+    "allow_empty",
+}
 GT_KEYS = {"file", "queries", "distractors", "seed"}
 
 
@@ -46,6 +57,7 @@ class SetParams:
     seed: int = 0
     ground_truth: bool = False
     prefix: str | None = None
+    allow_empty: bool = False  # an empty selection is an error unless the set says so
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
             not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0
         ):
             raise ConfigError(f"{where}.{key} must be a whole number >= 0, not {raw[key]!r}")
+    if not isinstance(raw.get("allow_empty", False), bool):
+        raise ConfigError(f"{where}.allow_empty must be true or false, not {raw['allow_empty']!r}")
     return SetParams(
         name=name,
         metadata=raw["metadata"],
@@ -105,12 +119,14 @@ def _parse_set(path: Path, name: str, raw: Any) -> SetParams:
         seed=int(raw.get("seed") or 0),
         ground_truth=bool(raw.get("ground_truth", False)),
         prefix=raw.get("prefix"),
+        allow_empty=raw.get("allow_empty", False),
     )
 
 
 def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
     """Read and validate params.yaml; every error names the key and what to write instead."""
     p = Path(path)
+    check_local_input(p, what="params.yaml", limit=PARAMS_LIMIT)  # no FIFO, device or giant file
     data = load_params(p)
     src = data.get("source") or {}
     if not isinstance(src, Mapping):
@@ -157,7 +173,14 @@ def set_spec(params: PipelineParams, set_name: str) -> SetSpec:
             distractors=int(gt.get("distractors", 0)),
             seed=int(gt.get("seed", s.seed)),
         )
-    selection = Selection(filters=s.filters, ranges=s.ids, id_file=s.id_file, sample=s.sample, seed=s.seed)
+    selection = Selection(
+        filters=s.filters,
+        ranges=s.ids,
+        id_file=s.id_file,
+        sample=s.sample,
+        seed=s.seed,
+        allow_empty=s.allow_empty,
+    )
     return SetSpec(set_name, metadata=s.metadata, prefix=s.prefix, selection=selection, ground_truth=truth)
 
 
@@ -177,11 +200,8 @@ def set_metrics(manifest: Manifest, dest: str | os.PathLike[str]) -> dict[str, A
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    """Metrics and timings as sorted JSON, through the one output writer (its folder is made)."""
+    outputs.write_json(path, dict(data), make_parents=True)
 
 
 def timing_path(dest: str | os.PathLike[str]) -> Path:

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import logging
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._glob import glob_to_regex
 from .catalog import ImageSet
-from .errors import ConfigError, InputFileError, Problem
+from .errors import ConfigError, EmptySelectionError, InputFileError, Problem
+from .inputs import ID_LIST_LIMIT, read_input, utf16_error
 from .manifest import Manifest
 from .source import Source
+
+logger = logging.getLogger(__name__)
 
 FilterKind = Literal["include", "exclude"]
 Filter = tuple[FilterKind, str]
@@ -39,54 +45,35 @@ _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 # ---------------------------------------------------------------------------------------------- AWS filters
 
 
-def glob_to_regex(pattern: str) -> str:
-    """An fnmatch glob as an anchored RE2/Python regex (``*`` and ``?`` match ``/`` too, as in fnmatch)."""
-    out, i, n = ["^"], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = i
-            if j < n and pattern[j] == "!":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 1
-            if j >= n:
-                out.append(r"\[")
-            else:
-                body = pattern[i:j].replace("\\", "\\\\")
-                i = j + 1
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                elif body.startswith("^"):
-                    body = "\\" + body
-                out.append(f"[{body}]")
-        else:
-            out.append(re.escape(c))
-    out.append("$")
-    return "(?s)" + "".join(out)
-
-
 def filter_mask(
-    relpaths: Sequence[str] | pa.Array | pa.ChunkedArray, filters: Iterable[Filter]
+    relpaths: Sequence[str] | pa.Array | pa.ChunkedArray, filters: Iterable[Filter], prefix: str = ""
 ) -> np.ndarray:
-    """Boolean mask of keys an ordered list of AWS ``--exclude/--include`` filters keeps."""
+    """Boolean mask of keys an ordered list of AWS ``--exclude/--include`` filters keeps.
+
+    As ``aws s3 cp s3://BUCKET/PREFIX DEST --recursive`` does it: every key starts included, each
+    pattern is joined to the source root (``os.path.join(BUCKET/PREFIX, pattern)``) and matched with
+    fnmatch against ``BUCKET/KEY``, and the last filter that matches decides. So a pattern is relative
+    to ``prefix`` (a glob character in the prefix itself is a glob there too), and a pattern that
+    starts with ``/`` matches nothing (no key or relpath starts with ``/``; ``BUCKET/KEY`` never does).
+    """
     arr = relpaths if isinstance(relpaths, (pa.Array, pa.ChunkedArray)) else pa.array(relpaths, pa.string())
+    keys = arr
+    if _has_magic(prefix):  # then the prefix takes part in the match; otherwise it cancels out
+        keys = pc.binary_join_element_wise(pa.scalar(prefix, pa.string()), arr, "")
     keep = np.ones(len(arr), dtype=bool)
     for kind, pattern in filters:
         if kind not in ("include", "exclude"):
             raise ConfigError(f"filter kind must be include or exclude, not {kind!r}")
+        full = posixpath.join(prefix, pattern) if keys is not arr else pattern
         hit = np.asarray(
-            pc.match_substring_regex(arr, glob_to_regex(pattern)).to_numpy(zero_copy_only=False), dtype=bool
+            pc.match_substring_regex(keys, glob_to_regex(full)).to_numpy(zero_copy_only=False), dtype=bool
         )
         keep[hit] = kind == "include"
     return keep
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
 
 def listing_prefix(filters: Sequence[Filter]) -> str:
@@ -159,10 +146,10 @@ def range_mask(ids: pa.ChunkedArray | Sequence[str], ranges: Sequence[IdRange]) 
 def read_id_list(path: str | Path, image_set: ImageSet) -> list[str]:
     """Ids from a text file, one per line (blank lines and ``#`` comments ignored), validated for the set."""
     name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise InputFileError(name, [Problem(0, "", name, err.strerror or str(err))]) from None
+    raw = read_input(path, what="id list", limit=ID_LIST_LIMIT)
+    utf16 = utf16_error(name, raw)
+    if utf16 is not None:
+        raise utf16
     if b"\x00" in raw:
         raise InputFileError(name, [Problem(0, "", "", "NUL byte: binary data, not an id list")])
     try:
@@ -233,7 +220,11 @@ def sample_ids(ids: Sequence[str], n: int, seed: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Selection:
-    """What to take from a set; every part is optional and they combine with AND, sample last."""
+    """What to take from a set; every part is optional and they combine with AND, sample last.
+
+    ``allow_empty``: a selection that keeps nothing is returned as an empty manifest instead of
+    raising :class:`~isc_kit.errors.EmptySelectionError`.
+    """
 
     filters: tuple[Filter, ...] = ()
     ranges: tuple[str, ...] = ()
@@ -241,6 +232,7 @@ class Selection:
     ids: tuple[str, ...] = field(default=())
     sample: int | None = None
     seed: int = 0
+    allow_empty: bool = False
 
     def describe(self) -> str:
         parts = [f"--{kind} {pattern!r}" for kind, pattern in self.filters]
@@ -254,27 +246,78 @@ class Selection:
         return " ".join(parts)
 
 
-def select(manifest: Manifest, selection: Selection) -> Manifest:
-    """Apply a selection to a manifest."""
+def select(manifest: Manifest, selection: Selection, *, allow_empty: bool | None = None) -> Manifest:
+    """Apply a selection to a manifest.
+
+    An empty result raises :class:`~isc_kit.errors.EmptySelectionError` saying how many images each
+    step kept and how to widen it, unless ``allow_empty`` (default: ``selection.allow_empty``).
+    """
     image_set = manifest.image_set
     ids = manifest.ids.to_arrow()
     keep = np.ones(len(manifest), dtype=bool)
+    steps: list[tuple[str, int]] = []
     if selection.filters:
-        keep &= filter_mask(manifest.relpaths.to_arrow(), selection.filters)
+        keep &= filter_mask(manifest.relpaths.to_arrow(), selection.filters, manifest.prefix)
+        steps.append((" ".join(f"--{k} {p!r}" for k, p in selection.filters), int(keep.sum())))
     if selection.ranges:
         keep &= range_mask(ids, [parse_id_range(r, image_set) for r in selection.ranges])
-    wanted: list[str] = list(selection.ids)
-    if selection.id_file:
-        wanted += read_id_list(selection.id_file, image_set)
+        steps.append((" ".join(f"--ids {r}" for r in selection.ranges), int(keep.sum())))
     if selection.id_file or selection.ids:
-        listed = pc.is_in(ids, value_set=pa.array(sorted(set(wanted)), pa.large_string()))
-        keep &= np.asarray(listed.to_numpy(zero_copy_only=False), dtype=bool)
+        wanted = set(selection.ids)
+        if selection.id_file:
+            wanted.update(read_id_list(selection.id_file, image_set))
+        listed = pc.is_in(ids, value_set=pa.array(sorted(wanted), pa.large_string()))
+        present = np.asarray(listed.to_numpy(zero_copy_only=False), dtype=bool)
+        _warn_unknown_ids(selection, manifest, wanted, int(present.sum()))
+        keep &= present
+        what = f"--id-file {selection.id_file}" if selection.id_file else f"{len(selection.ids)} listed ids"
+        steps.append((what, int(keep.sum())))
     if selection.sample is not None:
         rows = np.flatnonzero(keep)
         chosen = sample_mask(pc.take(ids, pa.array(rows)), selection.sample, selection.seed)
         keep[:] = False
         keep[rows[chosen]] = True
-    return manifest.take(np.flatnonzero(keep).tolist(), selection.describe())
+        steps.append((f"--sample {selection.sample}", int(keep.sum())))
+    result = manifest.take(np.flatnonzero(keep).tolist(), selection.describe())
+    if len(result) == 0 and not (selection.allow_empty if allow_empty is None else allow_empty):
+        raise empty_selection_error(manifest, steps)
+    return result
+
+
+def _warn_unknown_ids(selection: Selection, manifest: Manifest, wanted: set[str], found: int) -> None:
+    """Ids asked for by name that the manifest does not hold: counted in one warning, never silently."""
+    missing = len(wanted) - found
+    if missing <= 0:
+        return
+    asked = pa.array(sorted(wanted), pa.string())
+    absent = asked.filter(pc.invert(pc.is_in(asked, value_set=manifest.ids.to_arrow().cast(pa.string()))))
+    logger.warning(
+        "%s: %d of %d ids are not in the %s input (e.g. %s); they are left out",
+        selection.id_file or "the listed ids",
+        missing,
+        len(wanted),
+        manifest.set_name,
+        ", ".join(absent.slice(0, 3).to_pylist()),
+    )
+
+
+def empty_selection_error(manifest: Manifest, steps: list[tuple[str, int]]) -> EmptySelectionError:
+    """The error for a selection that kept nothing: each step's count and how to widen it."""
+    n = len(manifest)
+    example = f"{manifest.image_set.first_id[:4]}*"
+    if n == 0:
+        said = f"the {manifest.set_name} input has no images"
+    else:
+        ids = manifest.table["image_id"]
+        first, last = ids.min(), ids.max()
+        example = f"{first[:4]}*"
+        said = f"{n:,} {manifest.set_name} images in the input ({first}..{last})"
+        said += "".join(f", {what} kept {count:,}" for what, count in steps)
+    return EmptySelectionError(
+        f"the selection keeps no {manifest.set_name} images: {said}; widen the filters, ranges or id list "
+        f"(patterns match keys relative to {manifest.prefix or 'the bucket root'}, e.g. '{example}'), "
+        "or pass --allow-empty (allow_empty: true in params.yaml) if an empty set is intended"
+    )
 
 
 def ground_truth_subset(
@@ -292,6 +335,9 @@ def ground_truth_subset(
     query (distractor queries included); ``reference_ids`` the pool of references. Returns
     sorted (query ids, reference ids).
     """
+    for name, value in (("queries", queries), ("distractors", distractors)):
+        if value < 0:
+            raise ConfigError(f"ground-truth {name} must be 0 or more, not {value}")
     matches: dict[str, set[str]] = {}
     matched_refs: set[str] = set()
     for q, r in pairs:
@@ -357,6 +403,8 @@ class SetSpec:
                 str(gt.distractors),
             ]
         argv += ["--seed", str(gt.seed if gt is not None else sel.seed)]
+        if sel.allow_empty:
+            argv.append("--allow-empty")
         return shlex.join(argv)
 
 
@@ -364,8 +412,17 @@ def build(spec: SetSpec, source: Source) -> Manifest:
     """The manifest a set's spec names: read its input through ``source``, then select.
 
     The one way a selection is made: ``isc-kit manifest``/``ls``, the pipeline's manifest stage
-    and the notebook sampler all call it.
+    and the notebook sampler all call it. An empty result is an :class:`EmptySelectionError` naming
+    the input and what each step kept, unless ``spec.selection.allow_empty``.
     """
+    where = spec.metadata or "the bucket listing"
+    try:
+        return _build(spec, source)
+    except EmptySelectionError as err:
+        raise EmptySelectionError(f"{where}: {err}") from None
+
+
+def _build(spec: SetSpec, source: Source) -> Manifest:
     from .metadata import manifest_from_listing, read_metadata
 
     if spec.metadata is None:
@@ -376,6 +433,11 @@ def build(spec: SetSpec, source: Source) -> Manifest:
     result = select(manifest, spec.selection)
     if spec.ground_truth is not None:
         result = _ground_truth_subset(result, spec.ground_truth, source)
+        if not len(result) and not spec.selection.allow_empty:
+            raise EmptySelectionError(
+                f"the ground-truth subset keeps no {result.set_name} images ({result.selection}); widen it, "
+                "or pass --allow-empty (allow_empty: true in params.yaml) if an empty set is intended"
+            )
     return result
 
 

@@ -73,7 +73,7 @@ class ShareResult:
     dvcfile: str
     oid: str
     nfiles: int
-    bytes: int
+    bytes: int | None  # None when the manifest does not know every size (publisher CSVs don't)
     copied: int = 0
     present: int = 0
     hashed: int = 0
@@ -115,6 +115,8 @@ def share(
     refused (pin them after ``isc-kit fetch`` instead). ``PATH.dvc`` is written only when every
     object is in the remote and verified.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs must be a whole number of 1 or more, not {jobs!r}")
     started = time.perf_counter()
     source = source or resolve_source(bucket=manifest.bucket)
     target = Path(os.path.abspath(path))
@@ -129,7 +131,7 @@ def share(
     client = _client(remote.endpoint_url, remote.region or aws_region(source.region))
     entries = list(zip(table["relpath"], table["md5"], strict=True))
     unique = {md5: rel for rel, md5 in entries}
-    result = ShareResult("", "", len(entries), int(table["size"].fillna(0).sum()))
+    result = ShareResult("", "", len(entries), manifest.total_bytes)
     logger.info(
         "copying %d objects from %s to %s server-side", len(unique), source.url(manifest.prefix), remote.url
     )
@@ -138,7 +140,7 @@ def share(
         md5, rel = item
         return md5, rel, _copy_one(client, source, manifest.prefix + rel, remote, md5)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         for _md5, rel, outcome in pool.map(one, unique.items()):
             if outcome == "copied":
                 result.copied += 1

@@ -193,7 +193,7 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
     except (OSError, ValueError, BotoCoreError, ClientError) as err:
         raise translate_error(err, f"s3://{root}", source) from err
     except Exception as err:  # aiohttp/aiobotocore errors surface as their own types
-        if not _foreign(err):
+        if not foreign_error(err):
             raise
         raise translate_error(err, f"s3://{root}", source) from err
     cut = len(source.bucket_name) + 1
@@ -207,27 +207,9 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
         }
 
 
-def _foreign(err: BaseException) -> bool:
+def foreign_error(err: BaseException) -> bool:
     """An exception of the S3 client stack (botocore, aiobotocore, aiohttp), not a bug of ours."""
     return type(err).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs")
-
-
-def read_url(source: Source, url: str, *, limit: int, fs: Any = None) -> bytes:
-    """The bytes of the object at ``url`` (``s3://bucket/key``) through ``source``, at most ``limit`` of them."""
-    fs = fs or make_filesystem(source)
-    try:
-        size = fs.info(url).get("size")
-        if size is not None and size > limit:
-            raise SourceError(f"{url}: {size:,} bytes, more than the {limit:,} this input may have", url=url)
-        return bytes(fs.cat_file(url, start=0, end=limit + 1))
-    except SourceError:
-        raise
-    except (OSError, ValueError) as err:
-        raise translate_error(err, url, source) from err
-    except Exception as err:
-        if not _foreign(err):
-            raise
-        raise translate_error(err, url, source) from err
 
 
 def download(source: Source, url: str, folder: str | os.PathLike[str]) -> str:
@@ -238,7 +220,7 @@ def download(source: Source, url: str, folder: str | os.PathLike[str]) -> str:
     except (OSError, ValueError) as err:
         raise translate_error(err, url, source) from err
     except Exception as err:
-        if not _foreign(err):
+        if not foreign_error(err):
             raise
         raise translate_error(err, url, source) from err
     return target

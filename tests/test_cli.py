@@ -89,7 +89,8 @@ def test_manifest_rejects_bad_csv_with_one_line_and_writes_nothing(tmp_path: Pat
     ],
 )
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path, args: list[str], code: int, words: str) -> None:
-    (tmp_path / "q.csv").write_text("image_id,s3_uri,md5_checksum\n")
+    row = "Q00000,s3://drivendata-competition-fb-isc-data/all/query_images/Q00000.jpg," + "0" * 32
+    (tmp_path / "q.csv").write_text(f"image_id,s3_uri,md5_checksum\n{row}\n")
     out = isc_kit(*args, cwd=tmp_path)
     assert out.returncode == code, out.stderr
     assert words in out.stderr

@@ -96,10 +96,12 @@ def test_many_problems_are_counted_and_capped(tmp_path: Path) -> None:
 def test_empty_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="no ground-truth rows"):
         load_ground_truth(write(tmp_path, "query_id,reference_id\n"))
-    with pytest.raises(InputFileError, match="cannot read"):
+    with pytest.raises(InputFileError, match="no such file"):
         load_ground_truth(tmp_path / "nope.csv")
-    with pytest.raises(InputFileError, match="not UTF-8"):
+    with pytest.raises(InputFileError, match="UTF-16 text"):
         load_ground_truth(write(tmp_path, b"\xff\xfe\x00Q\x00", "bin.csv"))
+    with pytest.raises(InputFileError, match="not UTF-8"):
+        load_ground_truth(write(tmp_path, b"query_id,reference_id\nQ\xc3\x28,\n", "latin.csv"))
 
 
 def test_restrict_queries_and_references() -> None:

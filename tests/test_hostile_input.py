@@ -67,6 +67,7 @@ PARAMS_OK = (
 Case = tuple[dict[str, bytes | str], list[str], tuple[str, ...]]
 MANIFEST = ["manifest", "reference", "--metadata", "{d}/meta.csv", "-o", "{d}/out.pinned"]
 FETCH = ["fetch", "{d}/m.pinned", "{d}/dest"]
+LS_IDS = ["-q", "ls", "reference", "--metadata", "{d}/meta.csv", "--id-file", "{d}/ids.txt"]
 EVAL = ["eval", "{d}/pred.csv", "--ground-truth", "{d}/gt.csv"]
 STAGE = ["stage", "manifest", "reference", "-o", "{d}/out.pinned", "--params", "{d}/params.yaml"]
 PRED = "query_id,reference_id,score\nQ00001,R000001,0.9\n"
@@ -139,6 +140,31 @@ CORPUS: dict[str, Case] = {
         ("not a reference id",),
     ),
     "csv-is-a-folder": ({"meta.csv/x": "x"}, MANIFEST, ("is a folder",)),
+    "csv-header-only": ({"meta.csv": HEAD}, MANIFEST, ("no images in this file",)),
+    "csv-header-only-no-newline": ({"meta.csv": HEAD.strip()}, MANIFEST, ("no images in this file",)),
+    "csv-header-and-blank-lines": ({"meta.csv": HEAD + "\n\r\n\n"}, MANIFEST, ("no images in this file",)),
+    "out-is-a-folder": (
+        {"meta.csv": HEAD + GOOD_ROWS, "outdir/keep": "x"},
+        ["-q", "manifest", "reference", "--metadata", "{d}/meta.csv", "-o", "{d}/outdir"],
+        ("it is a folder",),
+    ),
+    "out-folder-missing": (
+        {"meta.csv": HEAD + GOOD_ROWS},
+        ["-q", "manifest", "reference", "--metadata", "{d}/meta.csv", "-o", "{d}/meta.csv.d/x.pinned"],
+        ("does not exist",),
+    ),
+    "csv-selection-keeps-nothing": (
+        {"meta.csv": HEAD + GOOD_ROWS},
+        ["-q", *MANIFEST, "--ids", "R000500:R000600"],
+        ("keeps no reference images", "--allow-empty"),
+    ),
+    "csv-utf16-bom": ({"meta.csv": (HEAD + GOOD_ROWS).encode("utf-16")}, MANIFEST, ("UTF-16", "iconv")),
+    "csv-utf16-le-no-bom": ({"meta.csv": (HEAD + GOOD_ROWS).encode("utf-16-le")}, MANIFEST, ("UTF-16",)),
+    "ids-utf16": (
+        {"meta.csv": HEAD + GOOD_ROWS, "ids.txt": "R000001\n".encode("utf-16")},
+        LS_IDS,
+        ("UTF-16", "iconv"),
+    ),
     # ---- pinned manifests (fingerprints valid: the rows themselves are hostile)
     "pinned-dotdot-relpath": ({"m.pinned": good_pinned("../evil.jpg")}, FETCH, ("unsafe", "relpath")),
     "pinned-absolute-relpath": ({"m.pinned": good_pinned("/tmp/evil.jpg")}, FETCH, ("unsafe",)),
@@ -194,6 +220,7 @@ CORPUS: dict[str, Case] = {
         ("line 2", "not a query id"),
     ),
     "gt-predictions-instead": ({"pred.csv": PRED, "gt.csv": PRED}, EVAL, ("predictions file",)),
+    "gt-utf16": ({"pred.csv": PRED, "gt.csv": "query_id,reference_id\n".encode("utf-16")}, EVAL, ("UTF-16",)),
     "gt-three-columns": (
         {"pred.csv": PRED, "gt.csv": "query_id,reference_id\nQ00001,R000001,x\n"},
         EVAL,
@@ -300,7 +327,8 @@ def test_hostile_input_is_one_clear_error_and_writes_nothing(
     assert captured.out == ""
     assert "Traceback" not in captured.err
     first = captured.err.splitlines()[0]
-    assert first.startswith(f"isc-kit {args[0]}: error: "), captured.err
+    command = next(a for a in args if not a.startswith("-"))
+    assert first.startswith(f"isc-kit {command}: error: "), captured.err
     for word in words:
         assert word in first, f"{word!r} not in {first!r}"
     named = {name.split("/")[0] for name in files if name.split("/")[0] in " ".join(args)}

@@ -45,7 +45,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def leftovers(root: Path) -> list[str]:
     """Temp files of any isc-kit writer (part files, record/manifest/cache temps) below root."""
-    return sorted(str(p) for p in root.rglob("*") if ".isc-part-" in p.name or ".tmp-" in p.name)
+    return sorted(
+        str(p)
+        for p in root.rglob("*")
+        if ".isc-part-" in p.name or ".tmp-" in p.name or ".isc-tmp-" in p.name
+    )
 
 
 def finished(dest: Path) -> int:
@@ -147,6 +151,8 @@ def hook(event, args):
         if not writing:
             return
     n += 1
+    if os.environ.get("KILL_TRACE"):
+        print(n, event, args[:2], file=sys.stderr)
     if COUNT_FILE:
         with open(COUNT_FILE, "w") as fh:
             fh.write(str(n))
@@ -164,7 +170,7 @@ def check_pin_state(repo: Path, files: dict[str, str]) -> bool:
     cache = repo / ".dvc" / "cache" / "files" / "md5"
     if cache.exists():
         for obj in cache.rglob("*"):
-            if obj.is_file() and ".tmp-" not in obj.name:
+            if obj.is_file() and ".tmp-" not in obj.name and ".isc-tmp-" not in obj.name:
                 name = obj.parent.name + obj.name
                 if name.endswith(".dir"):
                     assert hashlib.md5(obj.read_bytes()).hexdigest() == name[:-4], obj
@@ -232,29 +238,46 @@ def test_pin_survives_20_kills_and_completes(tiny_root: Path, tmp_path: Path) ->
             str(scratch / "repo" / "data" / "ref"),
         ],
         cwd=scratch / "repo",
-        env=child_env(KILL_ROOT=str(scratch / "repo"), KILL_AT="0", KILL_COUNT_FILE=str(counted)),
+        env=child_env(
+            KILL_ROOT=str(scratch / "repo"), KILL_AT="0", KILL_COUNT_FILE=str(counted), KILL_TRACE="1"
+        ),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     total = int(counted.read_text())
+    # the tail: every call after the last file went into the cache (.dir object, .dvc file, .gitignore lines)
+    placed = [
+        int(line.split()[0])
+        for line in done.stderr.splitlines()
+        if " os.chmod " in line and ".dir" not in line
+    ]
+    tail = total - max(placed)
     assert total > 2 * len(files)  # a link and a chmod per file at least
 
-    # Body: 14 runs, each killed after `step` more calls that change something (a replayed link that fails does
-    # not count), so the kills land one after the other across the links into the cache. Tail: the last 6 calls
-    # write the .dir object (temp, chmod, rename), the .dvc file (temp, rename) and .gitignore; 6 more runs are
-    # killed at the 1st, 2nd, ... 6th of them, each on the state the previous kill left.
-    tail = 6
+    # Body: runs each killed after `step` more calls that change something (a replayed link that fails does
+    # not count), so the kills land one after the other across the links into the cache. Tail: the calls after
+    # the last link write the .dir object, the .dvc file and the .gitignore lines; from the state the body
+    # left, one run is killed at each of them in turn (the state restored before each), then checked.
+    assert 0 < tail < KILLS
     body = KILLS - tail
     steps = [(total - tail) * (i + 1) // body - (total - tail) * i // body for i in range(body)]
-    schedule = steps + list(range(1, tail + 1))
     killed = 0
-    for at in schedule:
+    for at in steps:
+        result = pin(at)
+        killed += result.returncode == -signal.SIGKILL
+        check_pin_state(repo, files)
+    snapshot = tmp_path / "after-body"
+    shutil.copytree(repo, snapshot, symlinks=True)
+    for at in range(1, tail + 1):
+        shutil.rmtree(repo)
+        shutil.copytree(snapshot, repo, symlinks=True)
         result = pin(at)
         killed += result.returncode == -signal.SIGKILL
         check_pin_state(repo, files)
     assert killed == KILLS
+    schedule = [*steps, *range(1, tail + 1)]
 
     final = pin(0)
     assert final.returncode == 0, final.stderr

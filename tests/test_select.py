@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isc_kit.catalog import get_set
-from isc_kit.errors import ConfigError, InputFileError
+from isc_kit.errors import ConfigError, EmptySelectionError, InputFileError
 from isc_kit.manifest import Manifest
 from isc_kit.select import (
     Selection,
@@ -65,7 +65,8 @@ def test_include_alone_changes_nothing(query_set: Manifest) -> None:
 
 
 def test_reverse_order_selects_nothing(query_set: Manifest) -> None:
-    assert len(select(query_set, Selection(filters=(("include", "Q00*"), ("exclude", "*"))))) == 0
+    selection = Selection(filters=(("include", "Q00*"), ("exclude", "*")), allow_empty=True)
+    assert len(select(query_set, selection)) == 0
 
 
 def test_last_matching_filter_wins(query_set: Manifest) -> None:
@@ -89,10 +90,10 @@ def test_star_matches_slash() -> None:
 
 def test_patterns_match_keys_relative_to_the_set_prefix(query_set: Manifest) -> None:
     # "all/query_images/Q00*" would match nothing: AWS joins patterns to the source prefix
-    assert (
-        len(select(query_set, Selection(filters=(("exclude", "*"), ("include", "all/query_images/Q00*")))))
-        == 0
-    )
+    selection = Selection(filters=(("exclude", "*"), ("include", "all/query_images/Q00*")))
+    with pytest.raises(EmptySelectionError, match="relative to all/query_images/"):
+        select(query_set, selection)
+    assert len(select(query_set, selection, allow_empty=True)) == 0
 
 
 @pytest.mark.parametrize(

@@ -278,10 +278,10 @@ def test_unreachable_endpoint_stops_early_with_a_clear_reason(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("ISC_KIT_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    result = fetch(ref_manifest, tmp_path / "ref", retries=0, jobs=4, mirrors=[])
-    assert len(result.failed) == 40
-    assert result.transferred == 0
-    assert any("cannot connect" in why and "endpoint" in why for _, why in result.failed)
+    from isc_kit.errors import SourceError
+
+    with pytest.raises(SourceError, match=f"cannot reach S3 at http://127.0.0.1:{port}.*isc-kit s3 serve"):
+        fetch(ref_manifest, tmp_path / "ref", retries=0, jobs=4, mirrors=[])  # one HEAD first: no 40 failures
     assert os.path.isdir(tmp_path / "ref") is False or _temps(tmp_path / "ref") == []
 
 

@@ -5,14 +5,51 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from ..catalog import REGIONS, SETS
-from ..errors import ConfigError
-from ..source import Source, resolve_source
 
 if TYPE_CHECKING:
     from ..select import Selection
+    from ..source import Source
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what, which option, where to read more), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (counts of workers, shard sizes)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: a whole number of 0 or more (retries, sample sizes, limits where 0 means none)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1-65535, or 0 for a free one."""
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535 (or 0: a free one), not {value}")
+    return value
 
 
 class _OrderedFilter(argparse.Action):
@@ -44,6 +81,8 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def source_from_args(args: argparse.Namespace) -> Source:
+    from ..source import resolve_source  # lazy: main imports this module for its parser class
+
     return resolve_source(
         bucket=getattr(args, "bucket", None),
         region=getattr(args, "region", None),
@@ -78,16 +117,23 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
         "--ids", action="append", default=[], metavar="A:B", help="inclusive id range, e.g. Q00000:Q00999"
     )
     g.add_argument("--id-file", metavar="FILE", help="text file with one id per line")
-    g.add_argument("--sample", type=int, metavar="N", help="seeded random sample of N images")
-    g.add_argument("--seed", type=int, default=0, help="sample seed (default 0)")
+    g.add_argument("--sample", type=nonnegative_int, metavar="N", help="seeded random sample of N images")
+    g.add_argument("--seed", type=int, default=0, help="sample seed, any whole number (default 0)")
     g.add_argument("--ground-truth", metavar="GT", help="ground-truth CSV for a pair-aware subset")
-    g.add_argument("--gt-queries", type=int, metavar="K", help="with --ground-truth: sample K queries")
+    g.add_argument(
+        "--gt-queries", type=nonnegative_int, metavar="K", help="with --ground-truth: sample K queries"
+    )
     g.add_argument(
         "--gt-distractors",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="M",
         help="with --ground-truth: add M unmatched references",
+    )
+    g.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="an empty selection is not an error (by default it is, so a typo cannot empty a set)",
     )
     p.set_defaults(filters=[])
 
@@ -95,20 +141,20 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
 def selection_from_args(args: argparse.Namespace) -> Selection:
     from ..select import Selection
 
-    if args.sample is not None and args.sample < 0:
-        raise ConfigError(f"--sample must be 0 or more, not {args.sample}")
     return Selection(
         filters=tuple(args.filters or ()),
         ranges=tuple(args.ids or ()),
         id_file=args.id_file,
         sample=args.sample,
         seed=args.seed,
+        allow_empty=bool(getattr(args, "allow_empty", False)),
     )
 
 
-def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
+def print_json(obj: Any, file: IO[str] | None = None) -> None:
+    out = file if file is not None else sys.stdout
+    json.dump(obj, out, indent=2, sort_keys=True, default=str)
+    out.write("\n")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..baseline import run_baseline
+from ._common import positive_int
 
 NAME = "baseline"
 HELP = "match a folder of query JPEGs against a folder of reference JPEGs with a simple descriptor"
@@ -17,10 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("reference_dir", metavar="REFERENCE_DIR", help="folder of <reference id>.jpg files")
     p.add_argument("-o", "--output", required=True, metavar="PREDICTIONS", help="predictions CSV to write")
     p.add_argument(
-        "--top-k", type=int, default=10, metavar="K", help="references kept per query (default 10)"
+        "--top-k", type=positive_int, default=10, metavar="K", help="references kept per query (default 10)"
     )
     p.add_argument(
-        "--jobs", type=int, default=None, metavar="N", help="processes for descriptors (default: CPUs)"
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes for descriptors (default: CPUs)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -9,6 +9,7 @@ import sys
 from ..errors import ConfigError
 from ..evaluate import DEFAULT_MAX_PREDICTIONS, evaluate, load_predictions
 from ..groundtruth import load_ground_truth, restrict
+from ._common import nonnegative_int
 
 NAME = "eval"
 HELP = "score matching-track predictions (query_id,reference_id,score) with the ISC µAP"
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-predictions",
-        type=int,
+        type=nonnegative_int,
         default=DEFAULT_MAX_PREDICTIONS,
         metavar="N",
         help=f"score at most the N highest-scoring predictions (default {DEFAULT_MAX_PREDICTIONS:,}; 0: all)",

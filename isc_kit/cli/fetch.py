@@ -10,7 +10,7 @@ from typing import Any
 from .._format import human_bytes
 from ..catalog import REGIONS
 from ..source import resolve_source
-from ._common import add_source_args, print_json, print_table
+from ._common import add_source_args, nonnegative_int, positive_int, print_json, print_table
 
 NAME = "fetch"
 HELP = "download a pinned manifest's images (resumable, MD5-verified)"
@@ -28,8 +28,10 @@ def add_transfer_args(p: argparse.ArgumentParser) -> None:
             action.choices = [*REGIONS, "auto"]
             action.help = "bucket mirror, or auto to probe them and take the fastest (default: $ISC_KIT_REGION or us-west)"
     g = p.add_argument_group("transfer")
-    g.add_argument("--jobs", type=int, metavar="N", help="concurrent requests (default 128)")
-    g.add_argument("--retries", type=int, default=5, metavar="N", help="retries per object (default 5)")
+    g.add_argument("--jobs", type=positive_int, metavar="N", help="concurrent requests (default 128)")
+    g.add_argument(
+        "--retries", type=nonnegative_int, default=5, metavar="N", help="retries per object (default 5)"
+    )
     g.add_argument(
         "--require-md5",
         action="store_true",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from .._format import human_bytes
-from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, print_json
+from ._common import (
+    add_input_args,
+    add_selection_args,
+    add_set_arg,
+    add_source_args,
+    nonnegative_int,
+    print_json,
+)
 from ._load import selected_manifest
 
 NAME = "ls"
@@ -17,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_args(p)
     add_selection_args(p)
     add_source_args(p)
-    p.add_argument("--head", type=int, default=10, metavar="N", help="how many ids to show (default 10)")
+    p.add_argument(
+        "--head", type=nonnegative_int, default=10, metavar="N", help="how many ids to show (default 10)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputFileError, IscKitError
+from ._common import OneLineParser
 
 #: Subcommand modules in ``isc_kit.cli``; each has ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
 COMMANDS = (
@@ -36,7 +37,7 @@ logger = logging.getLogger("isc_kit")
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that subcommand's module is imported (a fast start)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="isc-kit",
         description="Fetch, verify, pin and explore the Image Similarity Challenge image sets.",
     )
@@ -74,7 +75,10 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_in(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (one line already on stderr): a return code
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
-from ..manifest import write_pinned
-from ._common import add_input_args, add_selection_args, add_set_arg, add_source_args, print_json
+from ..manifest import pinned_bytes
+from ..outputs import check_output, write_output
+from ._common import (
+    add_input_args,
+    add_selection_args,
+    add_set_arg,
+    add_source_args,
+    print_json,
+)
 from ._load import selected_manifest
 
 NAME = "manifest"
@@ -18,15 +26,23 @@ logger = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_set_arg(p)
     add_input_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="PINNED", help="pinned manifest to write")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="PINNED", help="pinned manifest to write ('-': stdout)"
+    )
     add_selection_args(p)
     add_source_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output)  # a typo in -o fails before the CSV is read
     manifest = selected_manifest(args)
-    fingerprint = write_pinned(manifest, args.output)
+    write_output(args.output, pinned_bytes(manifest))
+    fingerprint = manifest.fingerprint()
+    logger.info(
+        "pinned %d %s images to %s (%s)", len(manifest), manifest.set_name, args.output, fingerprint[:19]
+    )
+    to_stdout = args.output == "-"  # then the summary goes to stderr, after the manifest's bytes
     if args.json:
         print_json(
             {
@@ -35,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
                 "bytes": manifest.total_bytes,
                 "output": args.output,
                 "fingerprint": fingerprint,
-            }
+            },
+            file=sys.stderr if to_stdout else sys.stdout,
         )
     else:
-        print(f"{args.output}: {len(manifest):,} {manifest.set_name} images, {fingerprint}")
+        line = f"{args.output}: {len(manifest):,} {manifest.set_name} images, {fingerprint}"
+        print(line, file=sys.stderr if to_stdout else sys.stdout)
     return 0

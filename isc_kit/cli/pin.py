@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .._format import human_bytes
-from ._common import print_json
+from ._common import positive_int, print_json
 
 NAME = "pin"
 HELP = "track a verified local tree with DVC without hashing it again (writes PATH.dvc)"
@@ -22,11 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--shard",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="split into PATH/<first>-<last>/ folders of N files, one .dvc file each (for 100,000+ files)",
     )
-    p.add_argument("--jobs", type=int, metavar="N", help="threads for --hash")
+    p.add_argument("--jobs", type=positive_int, metavar="N", help="threads for --hash")
     p.add_argument(
         "--link",
         choices=["hardlink", "reflink", "copy"],

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from ..catalog import REGIONS
+from ._common import nonnegative_int, port_number
 
 NAME = "s3"
 HELP = "the embedded S3 server (synthetic mini-ISC on loopback)"
@@ -20,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="s3_command", metavar="ACTION", required=True)
     serve = sub.add_parser("serve", help="serve until interrupted", description="serve until interrupted")
     serve.add_argument("--scale", choices=["tiny", "demo", "bench", "empty"], default="demo")
-    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--seed", type=nonnegative_int, default=0, help="fixture seed (default 0)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument("--port", type=port_number, default=0, help="port (default: a free one)")
     serve.add_argument("--regions", default=",".join(REGIONS), help="comma-separated regions to seed")
 
 

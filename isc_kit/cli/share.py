@@ -6,7 +6,7 @@ import argparse
 
 from .._format import human_bytes
 from ..errors import ConfigError
-from ._common import add_source_args, print_json, source_from_args
+from ._common import add_source_args, positive_int, print_json, source_from_args
 
 NAME = "share"
 HELP = "copy a selection into the team's S3 DVC remote server-side (no download) and write PATH.dvc"
@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--remote-endpoint-url", metavar="URL", help="S3 endpoint of the remote (default: its DVC config)"
     )
-    p.add_argument("--jobs", type=int, default=16, metavar="N", help="concurrent copies (default 16)")
+    p.add_argument(
+        "--jobs", type=positive_int, default=16, metavar="N", help="concurrent copies (default 16)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_source_args(p)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
     elif result.ok:
         print(
-            f"{result.dvcfile}: {result.nfiles:,} files, {human_bytes(result.bytes)}, {result.oid} in {url} "
+            f"{result.dvcfile}: {result.nfiles:,} files, {'size unknown' if result.bytes is None else human_bytes(result.bytes)}, {result.oid} in {url} "
             f"({result.copied:,} copied server-side, {result.present:,} already there) in {result.seconds:.1f} s"
         )
         print(f"next: git add {result.dvcfile} && git commit; teammates run `dvc pull`")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from pathlib import Path
 
 from ..manifest import Manifest
+from ._common import positive_int
 
 NAME = "stage"
 HELP = "run one DVC pipeline stage (used by dvc.yaml)"
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("dest", metavar="DEST")
     f.add_argument("--metrics", required=True, metavar="JSON", help="metrics file to write")
     f.add_argument("--params", default="params.yaml", help="pipeline parameters (default params.yaml)")
-    f.add_argument("--jobs", type=int, metavar="N")
+    f.add_argument("--jobs", type=positive_int, metavar="N")
     e = sub.add_parser(
         "eval", help="baseline predictions on the fetched query/reference folders, scored (µAP)"
     )
@@ -62,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.output}: {len(manifest):,} {args.set} images, {fp}")
         return 0
 
+    from .._dvcfiles import ignore_record_folder
     from ..errors import ConfigError
+    from ..local import Destination
     from ..progress import TqdmProgress
     from ..transfer import fetch
 
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = set_metrics(manifest, args.dest)
     write_json(args.metrics, metrics)
     write_json(timing_path(args.dest), {**result.to_dict(), **metrics, "set": args.set})
+    ignore_record_folder(Path(Destination(args.dest).root).parent)  # .isc-kit/ never shows in git status
     if not result.ok:
         for rel, why in result.failed[:5]:
             logger.error("%s: %s", rel, why)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .._format import human_bytes
-from ._common import print_json, print_table
+from ._common import positive_int, print_json, print_table
 from .fetch import MAX_SHOWN, add_transfer_args, fetch_options, make_progress, report_failures
 
 NAME = "verify"
@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pinned", metavar="PINNED", help="pinned manifest (from `isc-kit manifest`)")
     p.add_argument("dest", metavar="DEST", help="folder to check")
     p.add_argument("--repair", action="store_true", help="re-fetch missing and corrupt files")
-    p.add_argument("--hash-jobs", type=int, metavar="N", help="hashing processes (default: all cores)")
+    p.add_argument(
+        "--hash-jobs", type=positive_int, metavar="N", help="hashing processes (default: all cores)"
+    )
     add_transfer_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
 

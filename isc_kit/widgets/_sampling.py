@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
-from ..outputs import write_output as _write_atomic
+from ..outputs import write_output
 from ..select import Selection, ground_truth_subset, select
 
 logger = logging.getLogger(__name__)
@@ -141,10 +141,10 @@ def use_sample(
             entry.pop(key, None)
         entry[ID_FILE_KEY] = os.path.relpath(target, params_path.parent).replace(os.sep, "/")
         written[set_name] = target
-        _write_atomic(target, selection_text(manifest).encode("utf-8"))
+        write_output(target, selection_text(manifest).encode("utf-8"), make_parents=True)
     out = io.StringIO()
     yaml.dump(doc, out)
-    _write_atomic(params_path, out.getvalue().encode("utf-8"))
+    write_output(params_path, out.getvalue().encode("utf-8"), make_parents=True)
     for path in stale:
         if path not in written.values():
             path.unlink(missing_ok=True)

@@ -264,7 +264,9 @@ class Gallery(widgets.VBox):
                 self._show_message()
                 return
             self.message = ""
-            self.selection = select(manifest, Selection(filters=filters)) if filters else manifest
+            self.selection = (
+                select(manifest, Selection(filters=filters), allow_empty=True) if filters else manifest
+            )
         self.selected = ""
         if self.page != 0:
             self.page = 0

@@ -239,7 +239,7 @@ class S3Images:
                 )
                 continue
             self._failed.pop(e.image_id, None)
-            write_output(self.cache_path(manifest, e), data)
+            write_output(self.cache_path(manifest, e), data, make_parents=True)
             out[e.image_id] = data
         return out
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from .._format import human_bytes
 from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError
 from ..manifest import Manifest
-from ..outputs import write_output as _write_atomic
+from ..outputs import write_output
 from .imagesource import CORRUPT, MISSING, Entry, ImageSource, default_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class ThumbnailCache:
         self.made += 1
         if token is not None:
             try:
-                _write_atomic(self.path_for(token), thumb)
+                write_output(self.path_for(token), thumb, make_parents=True)
             except OSError as err:  # a read-only cache still shows the thumbnail
                 logger.warning("cannot cache thumbnail of %s: %s", entry.image_id, err)
         return Thumbnail(entry.image_id, thumb)
