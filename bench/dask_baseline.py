@@ -37,7 +37,7 @@ def run(n_workers: int, manifest, source: Source, shared: Path, chunk: int, tmp:
     times: dict[str, float] = {}
     with (
         LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -306,3 +306,15 @@ def test_a_lowest_scoring_wrong_prediction_never_helps(case, data: st.DataObject
     after = score([*rows, (q, r, lowest)], gt).muap
     assert after <= before + 1e-12
     assert not math.isnan(after)
+
+
+def test_the_package_keeps_the_public_names() -> None:
+    import isc_kit
+    import isc_kit.evaluate.descriptors  # rebinds isc_kit.evaluate to the package
+    from isc_kit.evaluate import EvalResult, evaluate_descriptors, read_descriptors, write_descriptors
+
+    assert all(callable(f) for f in (evaluate_descriptors, read_descriptors, write_descriptors))
+    # isc_kit.evaluate is the public function (isc_kit.__all__), whatever the attribute holds now
+    result = isc_kit.evaluate(GT2, Predictions.from_rows([("Q00001", "R000001", 0.9)]))
+    assert isinstance(result, EvalResult)
+    assert result.muap == 0.5

@@ -119,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give QUERY_DIR REFERENCE_DIR (or --dask ADDRESS --pinned Q R)")
     if not args.output and not args.descriptors_out:
         raise ConfigError("nothing to write: give -o PREDICTIONS and/or --descriptors-out Q.h5 R.h5")
+    query_dir, reference_dir = args.dirs
     result = run_baseline(
-        *args.dirs,
+        query_dir,
+        reference_dir,
         args.output,
         top_k=args.top_k,
         jobs=args.jobs,

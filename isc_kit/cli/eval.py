@@ -7,8 +7,14 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ..evaluate import CAP_MODES, DEFAULT_MAX_PREDICTIONS, evaluate, load_predictions
-from ..evaluate.descriptors import DEFAULT_MAX_DIM, DEFAULT_MAX_RESULTS, METRICS, evaluate_descriptors
+from ..evaluate import CAP_MODES, DEFAULT_MAX_PREDICTIONS, EvalResult, evaluate, load_predictions
+from ..evaluate.descriptors import (
+    DEFAULT_MAX_DIM,
+    DEFAULT_MAX_RESULTS,
+    METRICS,
+    DescriptorEvalResult,
+    evaluate_descriptors,
+)
 from ..groundtruth import load_ground_truth, restrict
 
 NAME = "eval"
@@ -120,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.selection:
         queries, references = _selection_ids(args.selection)
         gt, report = restrict(gt, queries, references)
+    result: DescriptorEvalResult | EvalResult
     if args.descriptors:
         result = evaluate_descriptors(
             gt,
