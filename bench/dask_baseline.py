@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.fastserver import FastS3
+from isc_kit.baseline import describe_all
 from isc_kit.distributed import describe_on_dask
 from isc_kit.evaluate.descriptors import read_descriptors
 from isc_kit.fixture import materialize
@@ -83,6 +84,10 @@ def main() -> int:
         source = Source(endpoint_url=server.endpoint_url)
         shared = tmp / "shared"
         assert fetch(manifest, shared, source=source).ok
+        started = time.perf_counter()
+        describe_all([shared / r for r in manifest.table["relpath"]], query=False, jobs=1)
+        serial = time.perf_counter() - started
+        rows.append(("no Dask: one process, shared folder", 1, serial, n / serial, serial / n * 1000))
         results = {}
         for workers in [int(w) for w in args.workers.split(",")]:
             results[workers] = run(workers, manifest, source, shared, args.chunk_size, tmp)

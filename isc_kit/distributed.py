@@ -121,7 +121,8 @@ def describe_chunk(
     for i, (image_id, relpath, md5) in enumerate(
         zip(table["image_id"], table["relpath"], table["md5"].astype(object), strict=True)
     ):
-        vec = _describe_bytes(_read_verified(folder, relpath, md5, image_id), image_id)
+        check = md5 if shared_dir is not None else None  # fetched files were verified a moment ago
+        vec = _describe_bytes(_read_verified(folder, relpath, check, image_id), image_id)
         if vec is not None:
             vectors[i], ok[i] = vec, True
     if shared_dir is None and not keep_images:

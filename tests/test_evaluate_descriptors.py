@@ -188,3 +188,19 @@ def test_cli_descriptor_track(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (out["n_predictions"], out["dim"]) == (len(held), 8)
     assert main([*argv, str(gt_file), str(tmp_path / "q.h5")]) == 2  # a predictions file and descriptors
     assert "not both" in capsys.readouterr().err
+
+
+def test_cli_bad_descriptor_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "gt.csv").write_text("query_id,reference_id\nQ00001,R000001\n")
+    (tmp_path / "q.h5").write_bytes(b"\x89HDF not really")
+    write_descriptors(tmp_path / "r.h5", ["R000001"], np.ones((1, 300)))
+    argv = ["eval", "--descriptors", str(tmp_path / "q.h5"), str(tmp_path / "r.h5")]
+    assert main([*argv, "--ground-truth", str(tmp_path / "gt.csv")]) == 3
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'q.h5'}: file: not a readable HDF5 file" in err
+    assert "Traceback" not in err
+    write_descriptors(tmp_path / "q.h5", ["Q00001"], np.ones((1, 300)))
+    assert main([*argv, "--ground-truth", str(tmp_path / "gt.csv")]) == 2
+    assert "300 dimensions, more than the 256" in capsys.readouterr().err
