@@ -147,3 +147,15 @@ def test_cli_dask(client, manifests, single, s3_endpoint: str, tmp_path: Path, c
     same_file(Path(outs[1]), single["r.h5"])
     assert main([*argv, "-o", str(tmp_path / "p.csv")]) == 2
     assert "--dask takes --pinned" in capsys.readouterr().err
+
+
+def test_cli_progress_is_dasks_bar_on_stderr(client, capsys: pytest.CaptureFixture[str]) -> None:
+    from isc_kit.cli.baseline import _stderr_progress
+
+    futures = client.map(abs, range(-4, 0))
+    thread = _stderr_progress(futures)
+    assert client.gather(futures) == [4, 3, 2, 1]
+    thread.join(timeout=60)
+    captured = capsys.readouterr()
+    assert "100% of chunks" in captured.err
+    assert captured.out == ""

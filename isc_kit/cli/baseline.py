@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _stderr_progress(futures: list) -> None:
+def _stderr_progress(futures: list) -> threading.Thread:
     """Dask's own text progress bar, drawn on stderr (stdout carries the results) from a thread."""
     from distributed.diagnostics.progressbar import TextProgressBar
 
@@ -66,7 +66,9 @@ def _stderr_progress(futures: list) -> None:
         def _draw_stop(self, **kwargs: object) -> None:
             sys.stderr.write("\n")
 
-    threading.Thread(target=_Bar, args=(futures,), daemon=True).start()
+    thread = threading.Thread(target=_Bar, args=(futures,), daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_dask(args: argparse.Namespace) -> int:
