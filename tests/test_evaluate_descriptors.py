@@ -204,3 +204,14 @@ def test_cli_bad_descriptor_file_is_one_clear_error(
     write_descriptors(tmp_path / "q.h5", ["Q00001"], np.ones((1, 300)))
     assert main([*argv, "--ground-truth", str(tmp_path / "gt.csv")]) == 2
     assert "300 dimensions, more than the 256" in capsys.readouterr().err
+
+
+def test_a_selection_keeps_only_its_descriptors() -> None:
+    gt, (qn, xq), (rn, xb) = random_set(6, 60, 20, 8, 4)
+    keep_q, keep_r = set(qn[:30]), set(rn[:10])
+    result = evaluate_descriptors(gt, (qn, xq), (rn, xb), query_ids=keep_q, reference_ids=keep_r)
+    assert (result.n_query_descriptors, result.n_reference_descriptors) == (30, 10)
+    expected = evaluate_descriptors(gt, (qn[:30], xq[:30]), (rn[:10], xb[:10]))
+    assert result.scores.muap == expected.scores.muap
+    with pytest.raises(ConfigError, match="no reference descriptors"):
+        evaluate_descriptors(gt, (qn, xq), (rn, xb), reference_ids=set())
