@@ -46,7 +46,7 @@ _COPY_ROWS = 65_536
 
 
 class ChunkFetchError(IscKitError, OSError):
-    """Some images of a chunk could not be fetched and verified (the task fails; Dask may retry it)."""
+    """Some images of a chunk could not be fetched or read (the task fails; Dask may retry it)."""
 
     exit_code = 4
 
@@ -76,7 +76,13 @@ def _describe_bytes(data: bytes, name: str) -> np.ndarray | None:
 
 
 def _read_verified(folder: Path, relpath: str, md5: Any, image_id: str) -> bytes:
-    data = (folder / relpath).read_bytes()
+    try:
+        data = (folder / relpath).read_bytes()
+    except OSError as err:
+        raise ChunkFetchError(
+            f"{folder / relpath}: cannot read ({err.strerror}); a shared folder must hold the pinned images "
+            "(isc-kit fetch PINNED FOLDER), or leave the folders out to fetch on the workers"
+        ) from err
     if isinstance(md5, str):
         actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
         if actual != md5:

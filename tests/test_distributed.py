@@ -112,6 +112,9 @@ def test_a_shared_folder_is_read_and_checked(client, manifests, single, tmp_path
     with pytest.raises(ChecksumMismatchError, match=victim.name):
         describe_on_dask(client, manifests["reference"], tmp_path / "x.h5", shared_dir=bad, retries=0)
     assert not (tmp_path / "x.h5").exists()
+    victim.unlink()
+    with pytest.raises(ChunkFetchError, match=f"{victim.name}: cannot read"):
+        describe_on_dask(client, manifests["reference"], tmp_path / "x.h5", shared_dir=bad, retries=0)
 
 
 def test_failed_tasks_are_retried_by_dask(
