@@ -162,3 +162,32 @@ def test_cli_progress_is_dasks_bar_on_stderr(client, capsys: pytest.CaptureFixtu
     captured = capsys.readouterr()
     assert "100% of chunks" in captured.err
     assert captured.out == ""
+
+
+def test_a_lost_worker_s_task_is_rescheduled(
+    client, manifests, single, s3_endpoint: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = FaultMix(delay=1.0, delay_seconds=0.4)  # every GET waits: a chunk of 4 takes ~1.6 s
+    with FaultProxy(s3_endpoint, slow) as proxy, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            describe_on_dask, client, manifests["query"], tmp_path / "q.h5", source=Source(endpoint_url=proxy.url),
+            chunk_size=4, fetch_options={"jobs": 1}, retries=0,
+        )  # fmt: skip
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline and not running.done():
+            busy = [w for w, keys in client.processing().items() if any("describe-query" in k for k in keys)]
+            victim = busy[0] if busy else None
+            time.sleep(0.05)
+        assert victim is not None, "no worker was ever seen describing"
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)  # the worker dies mid-task; its nanny starts a new one
+        result = running.result(timeout=300)
+    assert result.n_written == len(manifests["query"])
+    same_file(tmp_path / "q.h5", single["q.h5"])
+    client.wait_for_workers(2, timeout=60)
