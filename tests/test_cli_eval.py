@@ -160,8 +160,20 @@ def test_baseline_beats_random_on_the_tiny_fixture(
         str(root / "all/reference_images"),
         "-o",
         str(pred),
+        "--descriptors-out",
+        str(tmp_path / "q.h5"),
+        str(tmp_path / "r.h5"),
     )
     scored = run_json(capsys, "eval", str(pred), "--ground-truth", str(gt_path))
+    track2 = run_json(
+        capsys,
+        "eval",
+        "--descriptors",
+        str(tmp_path / "q.h5"),
+        str(tmp_path / "r.h5"),
+        "--ground-truth",
+        str(gt_path),
+    )
     n_queries = made["n_queries"]
     n_refs = made["n_references"]
     n_pairs = sum(1 for line in gt_path.read_text().splitlines()[1:] if not line.endswith(","))
@@ -170,3 +182,5 @@ def test_baseline_beats_random_on_the_tiny_fixture(
     assert n_pairs > 0
     assert scored["muap"] > 20 * random_muap
     assert scored["recall_at_rank10"] >= 0.5
+    assert track2["muap"] > 20 * random_muap  # the same baseline's vectors on the descriptor track
+    assert (track2["n_query_descriptors"], track2["n_reference_descriptors"]) == (n_queries, n_refs)
