@@ -121,3 +121,30 @@ def test_bad_arguments(tmp_path: Path, folders: tuple[Path, Path]) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no readable reference images"):
         run_baseline(queries, tmp_path / "empty", tmp_path / "p.csv")
+
+
+def test_descriptors_out_writes_the_track_format(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    from isc_kit.evaluate.descriptors import read_descriptors, search_descriptors
+
+    queries, refs = folders
+    (refs / "R000777.jpg").write_bytes(b"\xff\xd8 broken")  # unreadable: left out of the file
+    q_h5, r_h5 = tmp_path / "q.h5", tmp_path / "r.h5"
+    result = run_baseline(queries, refs, None, jobs=1, descriptors_out=(q_h5, r_h5))
+    assert (result.output, result.n_predictions, result.descriptors) == (None, 0, (str(q_h5), str(r_h5)))
+    q_names, q_vec = read_descriptors(q_h5)
+    r_names, r_vec = read_descriptors(r_h5)
+    assert q_names == ["Q00000", "Q00001", "Q00002", "Q00003"]
+    assert r_names == [f"R{i:06d}" for i in range(8)]
+    assert q_vec.shape == (4, 128)
+    assert np.allclose(np.linalg.norm(r_vec, axis=1), 1.0, atol=1e-5)
+    # the vector is the whole-picture and centre regions of the baseline's own descriptor
+    regions = describe_image(refs / "R000002.jpg")
+    assert np.allclose(r_vec[2], np.concatenate([regions[0], regions[5]]) / np.sqrt(2), atol=1e-6)
+    # nearest reference (L2) of the crop query is its original
+    p = search_descriptors(q_names, q_vec, r_names, r_vec, knn=1)
+    assert dict(zip(p.query_ids, p.reference_ids, strict=True))["Q00000"] == "R000003"
+
+
+def test_nothing_to_write_is_an_error(folders: tuple[Path, Path]) -> None:
+    with pytest.raises(ConfigError, match="nothing to write"):
+        run_baseline(*folders, None)

@@ -15,7 +15,9 @@ PRED = (
     "query_id,reference_id,score\n"
     "Q00001,R000001,0.9\nQ00003,R000001,0.8\nQ00002,R000002,0.7\nQ00004,R000004,0.6\nQ09999,R000001,1.0\n"
 )
-MUAP = (1 / 3) * 1 + (1 / 3) * (2 / 3) + (1 / 3) * (3 / 4)
+MUAP = (1 / 3) * 1 + (1 / 3) * (2 / 3) + (1 / 3) * (3 / 4)  # Q09999 left out (--restrict-to-ground-truth)
+# official rules: Q09999 (1.0, not in the ground truth) is a false positive ranked first
+MUAP_OFFICIAL = (1 / 3) * (1 / 2) + (1 / 3) * (2 / 4) + (1 / 3) * (3 / 5)
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
 
 def test_eval_json(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     pred, gt = files
-    out = run_json(capsys, "eval", str(pred), "--ground-truth", str(gt))
+    out = run_json(capsys, "eval", str(pred), "--ground-truth", str(gt), "--restrict-to-ground-truth")
     assert out["muap"] == pytest.approx(MUAP)
     assert out["n_dropped"] == 1
     assert out["n_predictions"] == 4
@@ -42,13 +44,31 @@ def test_eval_json(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str])
     assert out["threshold_at_p90"] == 0.9
 
 
+def test_eval_json_official_rules_by_default(files: tuple[Path, Path], capsys) -> None:
+    pred, gt = files
+    out = run_json(capsys, "eval", str(pred), "--ground-truth", str(gt))
+    assert out["muap"] == pytest.approx(MUAP_OFFICIAL)
+    assert (out["n_dropped"], out["n_predictions"], out["n_outside_ground_truth"]) == (0, 5, 1)
+    assert out["recall_at_p90"] is None  # the first prediction is wrong: precision never reaches 0.9
+
+
+def test_eval_refuses_too_many_predictions(files: tuple[Path, Path], capsys) -> None:
+    pred, gt = files
+    assert main(["eval", str(pred), "--ground-truth", str(gt), "--max-predictions", "4"]) == 3
+    err = capsys.readouterr().err
+    assert f"{pred}: file: 5 predictions, more than the 4 allowed" in err
+    assert "--cap top" in err
+    assert "Traceback" not in err
+
+
 def test_eval_plain(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     pred, gt = files
-    assert main(["eval", str(pred), "--ground-truth", str(gt), "--max-predictions", "2"]) == 0
+    argv = ["eval", str(pred), "--ground-truth", str(gt), "--max-predictions", "2", "--cap", "top"]
+    assert main([*argv, "--restrict-to-ground-truth"]) == 0
     out = capsys.readouterr().out
     assert "µAP               0.3333" in out  # TP, FP kept: 1/3 * 1
     assert "2 beyond the maximum" in out
-    assert "1 for queries not in the ground truth" in out
+    assert "1 for queries not selected or not in the ground truth" in out
 
 
 def test_eval_bad_file_is_one_clear_error(
@@ -141,8 +161,20 @@ def test_baseline_beats_random_on_the_tiny_fixture(
         str(root / "all/reference_images"),
         "-o",
         str(pred),
+        "--descriptors-out",
+        str(tmp_path / "q.h5"),
+        str(tmp_path / "r.h5"),
     )
     scored = run_json(capsys, "eval", str(pred), "--ground-truth", str(gt_path))
+    track2 = run_json(
+        capsys,
+        "eval",
+        "--descriptors",
+        str(tmp_path / "q.h5"),
+        str(tmp_path / "r.h5"),
+        "--ground-truth",
+        str(gt_path),
+    )
     n_queries = made["n_queries"]
     n_refs = made["n_references"]
     n_pairs = sum(1 for line in gt_path.read_text().splitlines()[1:] if not line.endswith(","))
@@ -151,3 +183,5 @@ def test_baseline_beats_random_on_the_tiny_fixture(
     assert n_pairs > 0
     assert scored["muap"] > 20 * random_muap
     assert scored["recall_at_rank10"] >= 0.5
+    assert track2["muap"] > 20 * random_muap  # the same baseline's vectors on the descriptor track
+    assert (track2["n_query_descriptors"], track2["n_reference_descriptors"]) == (n_queries, n_refs)

@@ -36,6 +36,7 @@ def test_demo_runs_then_is_a_noop(tmp_path: Path) -> None:
     pairs = sum(1 for q, r in fixture.ground_truth("tiny") if r)  # every tiny query is selected
     assert scores["gt_pairs"] == pairs
     assert scores["muap"] > 10 * scores["muap_random"], scores  # the baseline clearly beats chance
+    assert scores["descriptors"]["muap"] > 10 * scores["muap_random"], scores  # the descriptor track too
     assert f"µAP {scores['muap']:.3f}" in first.stdout
     second = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]

@@ -91,6 +91,9 @@ def test_repro_selects_verifies_and_reports(repo_a: Path, s3_endpoint: str, tiny
     training = shown["metrics/training.json"]["data"]
     size = sum((tiny_root / "all/training_images" / f"T00000{i}.jpg").stat().st_size for i in range(10))
     assert training == {"files": 10, "bytes": size, "verified": 10, "verified_share": 1.0}
+    scores = shown["metrics/eval.json"]["data"]  # the eval stage reports both tracks
+    assert 0.0 <= scores["muap"] <= 1.0
+    assert 0.0 <= scores["descriptors"]["muap"] <= 1.0
     assert status_clean(repo_a, s3_endpoint)
 
 

@@ -98,10 +98,25 @@ def test_empty_predictions_score_zero() -> None:
     assert r.recall_at_p90 is None
 
 
-def test_predictions_outside_the_ground_truth_are_dropped() -> None:
+def test_predictions_outside_the_ground_truth_are_false_positives() -> None:
+    # official isc2021 rule: every prediction is scored; Q09999 and Q08888 are not in the ground truth
     r = score([("Q00001", "R000001", 0.9), ("Q09999", "R000001", 0.95), ("Q08888", "R000003", 0.99)])
+    assert r.muap == pytest.approx(0.5 * (1 / 3))  # FP, FP, TP: recall .5 at precision 1/3
+    assert (r.n_input, r.n_dropped, r.n_predictions, r.n_outside_ground_truth) == (3, 0, 3, 2)
+
+
+def test_restrict_to_ground_truth_drops_them() -> None:
+    rows = [("Q00001", "R000001", 0.9), ("Q09999", "R000001", 0.95), ("Q08888", "R000003", 0.99)]
+    r = score(rows, restrict_to_ground_truth=True)
     assert r.muap == 0.5
-    assert (r.n_input, r.n_dropped, r.n_predictions) == (3, 2, 1)
+    assert (r.n_input, r.n_dropped, r.n_predictions, r.n_outside_ground_truth) == (3, 2, 1, 0)
+
+
+def test_a_query_selection_drops_other_queries_only() -> None:
+    rows = [("Q00001", "R000001", 0.9), ("Q09999", "R000001", 0.95), ("Q08888", "R000003", 0.99)]
+    r = score(rows, queries={"Q00001", "Q09999"})  # Q09999 selected but not in the ground truth: FP
+    assert r.muap == pytest.approx(0.25)
+    assert (r.n_dropped, r.n_predictions, r.n_outside_ground_truth) == (1, 2, 1)
 
 
 def test_references_outside_the_selection_are_dropped() -> None:
@@ -111,12 +126,24 @@ def test_references_outside_the_selection_are_dropped() -> None:
     assert (r.n_dropped, r.n_dropped_reference) == (0, 1)
 
 
-def test_max_predictions_keeps_the_top_scoring() -> None:
+def test_max_predictions_keeps_the_top_scoring_with_cap_top() -> None:
     rows = [("Q00001", "R000001", 0.9), ("Q00003", "R000003", 0.8), ("Q00002", "R000002", 0.7)]
-    r = score(rows, max_predictions=2)
+    r = score(rows, max_predictions=2, cap="top")
     assert r.muap == 0.5  # TP, FP scored; the last TP is cut
     assert (r.n_predictions, r.n_truncated) == (2, 1)
     assert score(rows, max_predictions=None).muap == pytest.approx(0.5 + 1 / 3)
+
+
+def test_more_than_max_predictions_is_refused_by_default() -> None:
+    rows = [("Q00001", "R000001", 0.9), ("Q00003", "R000003", 0.8), ("Q00002", "R000002", 0.7)]
+    with pytest.raises(InputFileError, match=r"3 predictions, more than the 2 allowed.*--cap top"):
+        score(rows, max_predictions=2)
+    assert score(rows, max_predictions=3).n_predictions == 3
+
+
+def test_an_unknown_cap_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cap must be one of refuse, top"):
+        score([], cap="bottom")
 
 
 def test_rank_recall_counts_ties_against_the_match() -> None:
@@ -216,9 +243,9 @@ def test_problems_of_both_kinds_are_sorted(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- properties
 
 
-def reference_muap(gt: GroundTruth, rows: list[tuple[str, str, float]]) -> float:
+def reference_muap(gt: GroundTruth, rows: list[tuple[str, str, float]], restricted: bool = False) -> float:
     """A plain-loop oracle of the definition (kept deliberately naive)."""
-    labelled = [(s, (q, r) in gt.pairs) for q, r, s in rows if q in gt.queries]
+    labelled = [(s, (q, r) in gt.pairs) for q, r, s in rows if not restricted or q in gt.queries]
     labelled.sort(key=lambda x: (-x[0], x[1]))  # score desc, wrong (False) first
     tp, total, prev = 0, 0.0, 0.0
     for i, (_, ok) in enumerate(labelled, 1):
@@ -249,6 +276,8 @@ def test_matches_the_naive_definition(case: tuple[GroundTruth, list[tuple[str, s
     r = score(rows, gt)
     assert r.muap == pytest.approx(reference_muap(gt, rows), abs=1e-12)
     assert 0.0 <= r.muap <= 1.0
+    restricted = score(rows, gt, restrict_to_ground_truth=True)
+    assert restricted.muap == pytest.approx(reference_muap(gt, rows, restricted=True), abs=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -277,3 +306,15 @@ def test_a_lowest_scoring_wrong_prediction_never_helps(case, data: st.DataObject
     after = score([*rows, (q, r, lowest)], gt).muap
     assert after <= before + 1e-12
     assert not math.isnan(after)
+
+
+def test_the_package_keeps_the_public_names() -> None:
+    import isc_kit
+    import isc_kit.evaluate.descriptors  # rebinds isc_kit.evaluate to the package
+    from isc_kit.evaluate import EvalResult, evaluate_descriptors, read_descriptors, write_descriptors
+
+    assert all(callable(f) for f in (evaluate_descriptors, read_descriptors, write_descriptors))
+    # isc_kit.evaluate is the public function (isc_kit.__all__), whatever the attribute holds now
+    result = isc_kit.evaluate(GT2, Predictions.from_rows([("Q00001", "R000001", 0.9)]))
+    assert isinstance(result, EvalResult)
+    assert result.muap == 0.5

@@ -1,4 +1,4 @@
-"""``isc-kit eval``: the ISC micro-average precision of a predictions file, on any subset."""
+"""``isc-kit eval``: the ISC micro-average precision of a predictions file or of two descriptor files."""
 
 from __future__ import annotations
 
@@ -7,18 +7,33 @@ import json
 import sys
 
 from ..errors import ConfigError
-from ..evaluate import DEFAULT_MAX_PREDICTIONS, evaluate, load_predictions
+from ..evaluate import CAP_MODES, DEFAULT_MAX_PREDICTIONS, EvalResult, evaluate, load_predictions
+from ..evaluate.descriptors import (
+    DEFAULT_MAX_DIM,
+    DEFAULT_MAX_RESULTS,
+    METRICS,
+    DescriptorEvalResult,
+    evaluate_descriptors,
+)
 from ..groundtruth import load_ground_truth, restrict
 from ._common import nonnegative_int
 
 NAME = "eval"
-HELP = "score matching-track predictions (query_id,reference_id,score) with the ISC µAP"
+HELP = "score matching-track predictions or descriptor-track HDF5 files with the ISC µAP"
 
 _QUERY_SETS = ("query", "phase2")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("predictions", metavar="PREDICTIONS", help="CSV with header query_id,reference_id,score")
+    p.add_argument(
+        "predictions", nargs="?", metavar="PREDICTIONS", help="CSV with header query_id,reference_id,score"
+    )
+    p.add_argument(
+        "--descriptors",
+        nargs=2,
+        metavar=("QUERY_H5", "REFERENCE_H5"),
+        help="descriptor track: HDF5 files (datasets vectors, image_names), searched with faiss",
+    )
     p.add_argument(
         "--ground-truth", required=True, metavar="GT", help="ground truth CSV (query_id,reference_id)"
     )
@@ -27,14 +42,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PINNED",
-        help="pinned manifest(s) of query and/or reference images: score only on these (repeatable)",
+        help="pinned manifest(s) of query and/or reference images: the ground truth and the predictions "
+        "(or descriptors) are both restricted to them (repeatable)",
     )
-    p.add_argument(
+    m = p.add_argument_group("matching track (official isc2021 rules unless told otherwise)")
+    m.add_argument(
         "--max-predictions",
         type=nonnegative_int,
         default=DEFAULT_MAX_PREDICTIONS,
         metavar="N",
-        help=f"score at most the N highest-scoring predictions (default {DEFAULT_MAX_PREDICTIONS:,}; 0: all)",
+        help=f"most predictions accepted (default {DEFAULT_MAX_PREDICTIONS:,}; 0: no limit)",
+    )
+    m.add_argument(
+        "--cap",
+        choices=CAP_MODES,
+        default="refuse",
+        help="more than N predictions: refuse the file as the official track does (default), "
+        "or score only the top N",
+    )
+    m.add_argument(
+        "--restrict-to-ground-truth",
+        action="store_true",
+        help="leave out predictions for queries the ground truth does not list "
+        "(official: they count as false positives)",
+    )
+    d = p.add_argument_group("descriptor track (official isc2021 track-2 rules)")
+    d.add_argument(
+        "--max-results",
+        type=int,
+        default=DEFAULT_MAX_RESULTS,
+        metavar="N",
+        help=f"pairs kept by the capped range search (default {DEFAULT_MAX_RESULTS:,})",
+    )
+    d.add_argument("--knn", type=int, metavar="K", help="keep each query's K nearest instead (no cap)")
+    d.add_argument("--metric", choices=METRICS, default="l2", help="l2 (default) or inner product")
+    d.add_argument(
+        "--max-dim",
+        type=int,
+        default=DEFAULT_MAX_DIM,
+        metavar="D",
+        help=f"widest accepted descriptor ({DEFAULT_MAX_DIM})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -59,22 +106,53 @@ def _selection_ids(paths: list[str]) -> tuple[set[str] | None, set[str] | None]:
     return queries, references
 
 
-def run(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> None:
+    if (args.predictions is None) == (args.descriptors is None):
+        raise ConfigError("give either PREDICTIONS (matching track) or --descriptors Q.h5 R.h5, not both")
     if args.max_predictions < 0:
         raise ConfigError(f"--max-predictions must be 0 (no limit) or more, got {args.max_predictions}")
+    for flag, value in (
+        ("--max-results", args.max_results),
+        ("--knn", args.knn),
+        ("--max-dim", args.max_dim),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
     gt = load_ground_truth(args.ground_truth)
-    report = None
+    report = queries = references = None
     if args.selection:
         queries, references = _selection_ids(args.selection)
         gt, report = restrict(gt, queries, references)
-    predictions = load_predictions(args.predictions)
-    result = evaluate(gt, predictions, max_predictions=args.max_predictions or None)
+    result: DescriptorEvalResult | EvalResult
+    if args.descriptors:
+        result = evaluate_descriptors(
+            gt,
+            *args.descriptors,
+            max_results=args.max_results,
+            knn=args.knn,
+            metric=args.metric,
+            max_dim=args.max_dim,
+            query_ids=queries,
+            reference_ids=references,
+        )
+        inputs: dict[str, object] = {"descriptors": args.descriptors}
+    else:
+        result = evaluate(
+            gt,
+            load_predictions(args.predictions),
+            max_predictions=args.max_predictions or None,
+            cap=args.cap,
+            restrict_to_ground_truth=args.restrict_to_ground_truth,
+            queries=queries,
+            references=references,
+        )
+        inputs = {"predictions": args.predictions}
     if args.json:
-        out: dict[str, object] = {
-            "predictions": args.predictions,
-            "ground_truth": args.ground_truth,
-            **result.to_dict(),
-        }
+        out: dict[str, object] = {**inputs, "ground_truth": args.ground_truth, **result.to_dict()}
         if report is not None:
             out["selection"] = {"manifests": args.selection, **report.__dict__}
         json.dump(out, sys.stdout, indent=2, sort_keys=True)

@@ -100,10 +100,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _descriptor_paths(predictions: str) -> tuple[str, str]:
+    """The eval stage's descriptor-track files, beside its predictions: ``X.csv`` -> ``X.query.h5``, ``X.reference.h5``."""
+    stem = predictions[:-4] if predictions.endswith(".csv") else predictions
+    return f"{stem}.query.h5", f"{stem}.reference.h5"
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    """Baseline descriptor on the fetched selection, scored with the ISC µAP on exactly that selection."""
+    """Baseline descriptor on the fetched selection, scored with the ISC µAP on exactly that selection,
+    on both tracks: its matching predictions, and its descriptors searched as the descriptor track does."""
     from ..baseline import run_baseline
     from ..evaluate import evaluate, load_predictions
+    from ..evaluate.descriptors import evaluate_descriptors
     from ..groundtruth import load_ground_truth, restrict
     from ..manifest import load_pinned
     from ..pipeline import read_params, write_json
@@ -116,21 +128,31 @@ def run_eval(args: argparse.Namespace) -> int:
         gt = load_ground_truth(
             download(params.source, gt_file, tmp) if gt_file.startswith("s3://") else gt_file
         )
-    gt, _ = restrict(gt, queries.ids, references.ids)
-    baseline = run_baseline(args.query_dir, args.reference_dir, args.output)
-    result = evaluate(gt, load_predictions(args.output))
+    q_ids, r_ids = set(queries.ids), set(references.ids)
+    gt, _ = restrict(gt, q_ids, r_ids)
+    descriptors = _descriptor_paths(args.output)
+    baseline = run_baseline(args.query_dir, args.reference_dir, args.output, descriptors_out=descriptors)
+    result = evaluate(gt, load_predictions(args.output), queries=q_ids, references=r_ids)
+    track2 = evaluate_descriptors(gt, *descriptors, query_ids=q_ids, reference_ids=r_ids).scores
     chance = result.n_gt_pairs / max(1, len(queries) * len(references))
     write_json(
         args.metrics,
         {
             "muap": round(result.muap, 4),
-            "recall_at_p90": None if result.recall_at_p90 is None else round(result.recall_at_p90, 4),
+            "recall_at_p90": _rounded(result.recall_at_p90),
             "recall_at_rank1": round(result.recall_at_rank1, 4),
             "gt_pairs": result.n_gt_pairs,
             "queries": baseline.n_queries,
             "references": baseline.n_references,
             "muap_random": round(chance, 6),
+            "descriptors": {
+                "muap": round(track2.muap, 4),
+                "recall_at_p90": _rounded(track2.recall_at_p90),
+                "recall_at_rank1": round(track2.recall_at_rank1, 4),
+                "pairs_searched": track2.n_predictions,
+            },
         },
     )
-    print(result.summary())
+    print("matching track\n" + result.summary())
+    print("descriptor track\n" + track2.summary())
     return 0

@@ -6,6 +6,10 @@ predictions come first, so a constant score earns nothing); at rank ``i`` precis
 ``TP_i / i`` and recall ``TP_i / P`` with ``P`` the number of ground-truth pairs, and
 ``µAP = Σ_i (recall_i − recall_{i−1}) · precision_i``. Recall at precision ≥ 0.9 is the highest
 recall among ranks whose precision is at least 0.9, with the score at that rank.
+
+The defaults are the official isc2021 rules (``scripts/compute_metrics.py`` and ``isc/metrics.py`` of
+facebookresearch/isc2021): predictions for queries outside the ground truth are false positives, and a
+file of more than 500,000 predictions is refused. :func:`evaluate` offers the alternatives by name.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ import io
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .catalog import SETS, ImageSet
-from .errors import ConfigError, InputFileError, Problem, ProblemCollector
-from .groundtruth import GroundTruth, query_id_checker, reference_id_checker
-from .inputs import PREDICTIONS_LIMIT, read_input
+from ..catalog import SETS, ImageSet
+from ..errors import ConfigError, InputFileError, Problem, ProblemCollector
+from ..groundtruth import GroundTruth, query_id_checker, reference_id_checker
+from ..inputs import PREDICTIONS_LIMIT, read_input
+from .result import EvalResult
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +222,7 @@ def load_predictions(path: str | Path) -> Predictions:
 
 def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) -> int:
     """Write ``(query_id, reference_id, score)`` rows as a matching-track CSV (atomically); returns the row count."""
-    from .outputs import open_output
+    from ..outputs import open_output
 
     n = 0
     with open_output(path, make_parents=True) as f:
@@ -228,56 +233,9 @@ def write_predictions(path: str | Path, rows: Iterable[tuple[str, str, float]]) 
     return n
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """µAP and friends; counts say what was scored and what was left out."""
-
-    muap: float
-    recall_at_p90: float | None
-    threshold_at_p90: float | None
-    recall_at_rank1: float
-    recall_at_rank10: float
-    n_predictions: int  # scored
-    n_true_positives: int  # among the scored predictions
-    n_gt_pairs: int
-    n_queries: int  # in the ground truth, distractors included
-    n_input: int  # predictions given
-    n_dropped: int  # query not in the ground truth
-    n_dropped_reference: int  # reference outside the ground truth's reference selection
-    n_truncated: int  # beyond max_predictions
-    precisions: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
-    recalls: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
-    thresholds: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0))
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        """Scalar fields only, JSON-ready."""
-        skip = {"precisions", "recalls", "thresholds"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
-
-    def summary(self) -> str:
-        p90 = (
-            f"{self.recall_at_p90:.4f} (score >= {self.threshold_at_p90:.6g})"
-            if self.recall_at_p90 is not None
-            else "precision 0.9 not reached"
-        )
-        lines = [
-            f"µAP               {self.muap:.4f}",
-            f"recall at P90     {p90}",
-            f"recall at rank 1  {self.recall_at_rank1:.4f}",
-            f"recall at rank 10 {self.recall_at_rank10:.4f}",
-            f"scored {self.n_predictions} predictions ({self.n_true_positives} correct) against "
-            f"{self.n_gt_pairs} ground-truth pairs over {self.n_queries} queries",
-        ]
-        left_out = []
-        if self.n_dropped:
-            left_out.append(f"{self.n_dropped} for queries not in the ground truth")
-        if self.n_dropped_reference:
-            left_out.append(f"{self.n_dropped_reference} for references not selected")
-        if self.n_truncated:
-            left_out.append(f"{self.n_truncated} beyond the maximum")
-        if left_out:
-            lines.append("left out: " + ", ".join(left_out))
-        return "\n".join(lines)
+#: What happens to more than ``max_predictions`` predictions: the official matching track refuses the
+#: file (``scripts/compute_metrics.py``: "too many predictions"); ``top`` scores only the best ones.
+CAP_MODES = ("refuse", "top")
 
 
 def _keys(queries: np.ndarray, references: np.ndarray) -> pd.Series:
@@ -286,20 +244,7 @@ def _keys(queries: np.ndarray, references: np.ndarray) -> pd.Series:
     )
 
 
-def evaluate(
-    gt: GroundTruth,
-    predictions: Predictions,
-    *,
-    max_predictions: int | None = DEFAULT_MAX_PREDICTIONS,
-) -> EvalResult:
-    """Score ``predictions`` against ``gt`` with the ISC micro-average precision.
-
-    Predictions for queries outside ``gt.queries`` (and, when ``gt.references`` is set, for
-    references outside it) are dropped and counted. Of the rest, at most ``max_predictions``
-    (the highest-scoring, ties broken pessimistically) are scored; ``None`` scores all.
-    Raises :class:`InputFileError` on duplicate pairs and :class:`ConfigError` when the
-    ground truth has no pairs (µAP would be undefined).
-    """
+def _check_args(gt: GroundTruth, max_predictions: int | None, cap: str) -> None:
     if gt.n_pairs == 0:
         raise ConfigError(
             f"the ground truth ({gt.source}) has no matched pairs, so µAP is undefined; "
@@ -307,26 +252,105 @@ def evaluate(
         )
     if max_predictions is not None and max_predictions < 0:
         raise ConfigError(f"max_predictions must be >= 0, got {max_predictions}")
+    if cap not in CAP_MODES:
+        raise ConfigError(f"cap must be one of {', '.join(CAP_MODES)}, got {cap!r}")
+
+
+def _kept(
+    gt: GroundTruth,
+    predictions: Predictions,
+    queries: Iterable[str] | None,
+    references: Iterable[str] | None,
+    restrict_to_ground_truth: bool,
+) -> tuple[np.ndarray, int, int]:
+    """Mask of the predictions to score, and how many were left out for their query / reference."""
+    q = pd.Series(predictions.query_ids, dtype=object)
+    keep = np.ones(len(predictions), dtype=bool)
+    if queries is not None:
+        keep &= q.isin(set(queries)).to_numpy()
+    if restrict_to_ground_truth:
+        keep &= q.isin(gt.queries).to_numpy()
+    n_dropped = int((~keep).sum())
+    refs = references if references is not None else gt.references
+    n_dropped_ref = 0
+    if refs is not None:
+        ref_ok = pd.Series(predictions.reference_ids, dtype=object).isin(set(refs)).to_numpy()
+        n_dropped_ref = int((keep & ~ref_ok).sum())
+        keep &= ref_ok
+    return keep, n_dropped, n_dropped_ref
+
+
+def _operating_point(precisions: np.ndarray, recalls: np.ndarray, scores: np.ndarray):
+    """Highest recall among ranks with precision >= 0.9 and the score there (``None, None`` if none)."""
+    valid = np.flatnonzero(precisions >= 0.9)
+    if not len(valid):
+        return None, None
+    best = valid[np.argmax(recalls[valid])]
+    return float(recalls[best]), float(scores[best])
+
+
+def _rank_recalls(queries: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_pos: int):
+    """Share of ground-truth pairs found at rank 1 and within rank 10 of their query's predictions.
+
+    The rank of a correct prediction is the number of that query's predictions scoring at least as
+    high, minus one (ties count against it).
+    """
+    if not len(scores):
+        return 0.0, 0.0
+    ranks = (
+        pd.Series(scores)
+        .groupby(pd.Series(queries, dtype=object).to_numpy())
+        .rank(method="max", ascending=False)
+    )
+    ranks = ranks.to_numpy()[labels] - 1
+    return float(np.sum(ranks < 1) / n_pos), float(np.sum(ranks < 10) / n_pos)
+
+
+def evaluate(
+    gt: GroundTruth,
+    predictions: Predictions,
+    *,
+    max_predictions: int | None = DEFAULT_MAX_PREDICTIONS,
+    cap: str = "refuse",
+    restrict_to_ground_truth: bool = False,
+    queries: Iterable[str] | None = None,
+    references: Iterable[str] | None = None,
+) -> EvalResult:
+    """Score ``predictions`` against ``gt`` with the ISC micro-average precision.
+
+    By default this is the official isc2021 rule set (``isc/metrics.py``): every prediction is
+    scored, one for a query the ground truth does not list counts as a false positive, and more
+    than ``max_predictions`` predictions are refused (:class:`InputFileError`) as the official
+    matching track refuses them. Options, each counted in the result:
+
+    - ``queries`` / ``references`` (a selection): only predictions of these queries and references
+      are scored (``references`` defaults to ``gt.references``, set by
+      :func:`~isc_kit.groundtruth.restrict`);
+    - ``restrict_to_ground_truth``: predictions for queries outside ``gt.queries`` are left out;
+    - ``cap="top"``: of more than ``max_predictions``, only the highest-scoring are scored (ties
+      broken pessimistically); ``max_predictions=None`` sets no limit.
+
+    The cap counts the predictions left after the selection. Raises :class:`InputFileError` on
+    duplicate pairs and :class:`ConfigError` when the ground truth has no pairs.
+    """
+    _check_args(gt, max_predictions, cap)
     dups, n_dups = find_duplicates(predictions)
     if dups:
         raise InputFileError(
             predictions.source, dups, total=n_dups, hint="keep one row per (query, reference)"
         )
-
-    n_input = len(predictions)
-    q = pd.Series(predictions.query_ids, dtype=object)
-    keep = q.isin(gt.queries).to_numpy()
-    n_dropped = int((~keep).sum())
-    n_dropped_ref = 0
-    if gt.references is not None:
-        ref_ok = pd.Series(predictions.reference_ids, dtype=object).isin(gt.references).to_numpy()
-        n_dropped_ref = int((keep & ~ref_ok).sum())
-        keep = keep & ref_ok
-    queries = predictions.query_ids[keep]
-    references = predictions.reference_ids[keep]
+    keep, n_dropped, n_dropped_ref = _kept(gt, predictions, queries, references, restrict_to_ground_truth)
+    n_kept = int(keep.sum())
+    if cap == "refuse" and max_predictions is not None and n_kept > max_predictions:
+        raise InputFileError(
+            predictions.source,
+            [Problem(0, "", "", f"{n_kept:,} predictions, more than the {max_predictions:,} allowed")],
+            hint=f"the official matching track refuses such a file; keep the best {max_predictions:,}, "
+            "or pass --cap top (cap='top') to score only the highest-scoring ones",
+        )
+    q_ids = predictions.query_ids[keep]
     scores = predictions.scores[keep].astype(np.float64)
-    gt_keys = {f"{a},{b}" for a, b in gt.pairs}
-    labels = _keys(queries, references).isin(gt_keys).to_numpy()
+    labels = _keys(q_ids, predictions.reference_ids[keep]).isin({f"{a},{b}" for a, b in gt.pairs}).to_numpy()
 
     # Score descending; at equal score, wrong predictions (label 0) before right ones.
     order = np.lexsort((labels.astype(np.int8), -scores))
@@ -334,33 +358,18 @@ def evaluate(
     if max_predictions is not None and len(order) > max_predictions:
         n_truncated = len(order) - max_predictions
         order = order[:max_predictions]
-    queries, scores, labels = queries[order], scores[order], labels[order]
+    q_ids, scores, labels = q_ids[order], scores[order], labels[order]
 
     n_pos = gt.n_pairs
     tp = np.cumsum(labels)
     precisions = tp / np.arange(1, len(tp) + 1)
     recalls = tp / n_pos
     muap = float(np.sum(np.diff(recalls, prepend=0.0) * precisions)) if len(tp) else 0.0
-
-    recall_p90 = threshold_p90 = None
-    valid = np.flatnonzero(precisions >= 0.9)
-    if len(valid):
-        best = valid[np.argmax(recalls[valid])]
-        recall_p90, threshold_p90 = float(recalls[best]), float(scores[best])
-
-    rank1 = rank10 = 0.0
-    if len(tp):
-        # Rank of a correct prediction within its query: predictions of that query scoring >= it, minus one.
-        ranks = (
-            pd.Series(scores)
-            .groupby(pd.Series(queries, dtype=object).to_numpy())
-            .rank(method="max", ascending=False)
-        )
-        ranks = ranks.to_numpy()[labels] - 1
-        rank1 = float(np.sum(ranks < 1) / n_pos)
-        rank10 = float(np.sum(ranks < 10) / n_pos)
-
-    result = EvalResult(
+    recall_p90, threshold_p90 = _operating_point(precisions, recalls, scores)
+    rank1, rank10 = _rank_recalls(q_ids, scores, labels, n_pos)
+    outside = int((~pd.Series(q_ids, dtype=object).isin(gt.queries)).sum())
+    logger.info("µAP %.4f over %d predictions and %d ground-truth pairs", muap, len(scores), n_pos)
+    return EvalResult(
         muap=muap,
         recall_at_p90=recall_p90,
         threshold_at_p90=threshold_p90,
@@ -370,13 +379,12 @@ def evaluate(
         n_true_positives=int(tp[-1]) if len(tp) else 0,
         n_gt_pairs=n_pos,
         n_queries=len(gt.queries),
-        n_input=n_input,
+        n_input=len(predictions),
         n_dropped=n_dropped,
         n_dropped_reference=n_dropped_ref,
         n_truncated=n_truncated,
+        n_outside_ground_truth=outside,
         precisions=precisions,
         recalls=recalls,
         thresholds=scores,
     )
-    logger.info("µAP %.4f over %d predictions and %d ground-truth pairs", muap, len(scores), n_pos)
-    return result
