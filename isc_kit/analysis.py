@@ -210,3 +210,11 @@ def pr_curve(result: EvalResult) -> PRCurve:
     return PRCurve(
         recall, precision, result.recall_at_p90, op_precision, result.threshold_at_p90, result.muap
     )
+
+
+def point_at(result: EvalResult, threshold: float) -> tuple[float, float] | None:
+    """(recall, precision) when every scored prediction at or above ``threshold`` is accepted."""
+    n = int(np.searchsorted(-result.thresholds, -float(threshold), side="right"))
+    if n == 0:
+        return None
+    return float(result.recalls[n - 1]), float(result.precisions[n - 1])

@@ -134,3 +134,11 @@ def _predicted(path: Path, query_id: str) -> list[str]:
     return [
         line.split(",")[1] for line in path.read_text().splitlines()[1:] if line.startswith(query_id + ",")
     ]
+
+
+def test_point_at_a_threshold(report) -> None:
+    from isc_kit.analysis import point_at
+
+    assert point_at(report.result, 0.95) is None
+    assert point_at(report.result, 0.9) == (0.25, 1.0)
+    assert point_at(report.result, 0.6) == (0.5, 0.5)  # .9 R, .85 W, .8 W, .6 R
