@@ -169,6 +169,7 @@ class ErrorAnalysis(widgets.VBox):
         self._rows = [_Row(self.select) for _ in range(page_size)]
         self._list = widgets.VBox(self._rows, layout=widgets.Layout(width="62%"))
         self._plot = widgets.Image(format="png", layout=widgets.Layout(width="36%"))
+        self._plot.add_class("isc-err-pr")
         self._strip = widgets.HBox()
         self._strip.add_class("isc-err-strip")
         self._summary = widgets.HTML(STYLE + self._summary_html())
