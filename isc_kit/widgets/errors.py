@@ -148,6 +148,7 @@ class ErrorAnalysis(widgets.VBox):
         self._ids: list[str] = []
         self._ready = False  # no refresh until every child exists
         self._show_box = widgets.ToggleButtons(options=list(SHOW), value=SHOW[0])
+        self._show_box.add_class("isc-err-show")
         self._sort_box = widgets.Dropdown(
             options=list(SORT), value=SORT[0], layout=widgets.Layout(width="110px")
         )
