@@ -185,6 +185,21 @@ def query_detail(report: ErrorReport, query_id: str) -> QueryDetail:
     return QueryDetail(query_id, str(info["kind"]), str(info["status"]), true, top)
 
 
+def verdict(detail: QueryDetail, threshold: float) -> str:
+    """What accepting every score at or above ``threshold`` means for this query, in words.
+
+    A matched query is ``found`` (a true reference scores at or above it) or ``missed``; a
+    distractor is ``distractor``; either gains ``false positive`` when a wrong prediction of its
+    top-k scores at or above it.
+    """
+    wrong = any(not c.correct and c.score is not None and c.score >= threshold for c in detail.top)
+    if detail.kind == "distractor":
+        return "distractor, false positive" if wrong else "distractor"
+    found = any(c.score is not None and c.score >= threshold for c in detail.true_refs)
+    base = "found" if found else "missed"
+    return f"{base}, false positive" if wrong else base
+
+
 @dataclass(frozen=True)
 class PRCurve:
     """Precision and recall at each correct prediction (the curve's corners), and the P90 point."""

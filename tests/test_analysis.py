@@ -142,3 +142,14 @@ def test_point_at_a_threshold(report) -> None:
     assert point_at(report.result, 0.95) is None
     assert point_at(report.result, 0.9) == (0.25, 1.0)
     assert point_at(report.result, 0.6) == (0.5, 0.5)  # .9 R, .85 W, .8 W, .6 R
+
+
+def test_verdict_at_a_threshold(report) -> None:
+    from isc_kit.analysis import verdict
+
+    assert verdict(query_detail(report, "Q00001"), 0.9) == "found"
+    assert verdict(query_detail(report, "Q00001"), 0.5) == "found, false positive"  # R000009 at .5
+    assert verdict(query_detail(report, "Q00002"), 0.7) == "missed, false positive"  # .6 < .7 <= .8
+    assert verdict(query_detail(report, "Q00003"), 0.0) == "missed, false positive"
+    assert verdict(query_detail(report, "Q00004"), 0.9) == "distractor"
+    assert verdict(query_detail(report, "Q00004"), 0.85) == "distractor, false positive"

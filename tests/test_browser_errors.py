@@ -70,9 +70,12 @@ def test_error_analysis_renders_filters_and_leads_into_the_pair_viewer(
             page.wait_for_function(IMAGES_LOADED, arg=".isc-err-strip img", timeout=30_000)
 
             page.locator(".isc-err-show button", has_text="all").click()
-            page.wait_for_function(f"() => ({ROWS})() === {min(10, n_all)}", timeout=30_000)
-            label = page.inner_text(".isc-err-page")
-            assert label == f"1-{min(10, n_all)} of {n_all} queries (all)"
+            page.wait_for_function(
+                "(t) => document.querySelector('.isc-err-page').textContent === t",
+                arg=f"1-{min(10, n_all)} of {n_all} queries (all)",
+                timeout=30_000,
+            )
+            assert page.evaluate(ROWS) == min(10, n_all)
 
             page.locator(".isc-err-show button", has_text="false positives").click()
             box = page.locator(".isc-err-threshold input")
@@ -102,13 +105,23 @@ def test_error_analysis_renders_filters_and_leads_into_the_pair_viewer(
             )
             wrong = page.locator(".isc-err-strip .isc-err-wrong").count()
             assert wrong >= 1  # it is a false positive: at least one wrong prediction is shown
-            if update:  # the README's picture: all queries by score, the best-scoring distractor selected
-                page.locator(".isc-err-show button", has_text="all").click()
-                page.wait_for_function(f"() => ({ROWS})() === 10", timeout=30_000)
-                box.fill(f"{report.threshold:.4f}")
+            if update:  # the README's picture: the misses at the operating point, the first one selected
+                box.fill(repr(report.threshold))
                 box.press("Enter")
+                page.locator(".isc-err-show button", has_text="misses").click()
+                page.wait_for_function(
+                    "() => document.querySelector('.isc-err-page').textContent.endsWith('(misses)')",
+                    timeout=30_000,
+                )
+                first.click()
+                page.wait_for_function(
+                    "(id) => document.querySelector('.isc-pair-caption').textContent.startsWith(id + ':')",
+                    arg=first.inner_text().strip(),
+                    timeout=30_000,
+                )
+                page.wait_for_function(IMAGES_LOADED, arg=".isc-errors img", timeout=30_000)
             shot = tmp_path / "errors.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.locator(".isc-errors").screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()

@@ -24,10 +24,12 @@ from ..analysis import (
     Candidate,
     ErrorReport,
     PRCurve,
+    QueryDetail,
     analyse,
     filter_queries,
     point_at,
     pr_curve,
+    verdict,
 )
 from ..analysis import query_detail as _query_detail
 from ..evaluate import Predictions, load_predictions
@@ -52,7 +54,7 @@ STYLE = """<style>
 .isc-err-card.isc-err-right { border-color: #1b7a2e; }
 .isc-err-card.isc-err-wrong { border-color: #b00020; }
 </style>"""
-_STATUS_COLOUR = {"hit": RIGHT, "in top-k": "#a66300", "miss": WRONG, "distractor": "#555"}
+_RANK_WORDS = {"hit": "rank 1", "in top-k": "in the top k", "miss": "not in the top k"}
 
 
 def plot_pr(curve: PRCurve, threshold_point: tuple[float, float] | None = None) -> Any:
@@ -74,7 +76,7 @@ def plot_pr(curve: PRCurve, threshold_point: tuple[float, float] | None = None) 
     if threshold_point is not None:
         ax.plot(*threshold_point, "x", color="black", markersize=8, label="threshold below")
     ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="recall", ylabel="precision", title="precision-recall")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)
     return fig
 
 
@@ -90,10 +92,11 @@ def _mark(c: Candidate, threshold: float) -> str:
     return f'<span class="{css}" style="color:{colour};font-weight:{weight}">{text}</span>'
 
 
-def row_html(detail: Any, threshold: float) -> str:
-    """One query's line: status, true references (rank and score), then its top-k marked ✓ / ✗."""
-    colour = _STATUS_COLOUR.get(detail.status, "#555")
-    status = f'<span class="isc-err-status" style="color:{colour}">{html.escape(detail.status)}</span>'
+def row_html(detail: QueryDetail, threshold: float) -> str:
+    """One query's line: its verdict at the threshold, true references (rank and score), its top-k ✓ / ✗."""
+    word = verdict(detail, threshold)
+    colour = RIGHT if word == "found" else "#555" if word == "distractor" else WRONG
+    status = f'<span class="isc-err-status" style="color:{colour}">{html.escape(word)}</span>'
     if detail.true_refs:
         truth = ", ".join(f"{html.escape(c.reference_id)} ({_score(c)})" for c in detail.true_refs)
     else:
@@ -168,8 +171,8 @@ class ErrorAnalysis(widgets.VBox):
         self._page_label = widgets.Label()
         self._page_label.add_class("isc-err-page")
         self._rows = [_Row(self.select) for _ in range(page_size)]
-        self._list = widgets.VBox(self._rows, layout=widgets.Layout(width="62%"))
-        self._plot = widgets.Image(format="png", layout=widgets.Layout(width="36%"))
+        self._list = widgets.VBox(self._rows, layout=widgets.Layout(flex="1 1 auto", margin="0 8px 0 0"))
+        self._plot = widgets.Image(format="png", layout=widgets.Layout(width="400px", height="auto"))
         self._plot.add_class("isc-err-pr")
         self._strip = widgets.HBox()
         self._strip.add_class("isc-err-strip")
@@ -183,7 +186,7 @@ class ErrorAnalysis(widgets.VBox):
                 self._summary,
                 widgets.HBox([self._show_box, self._threshold_box, self._sort_box]),
                 widgets.HBox([self._prev, self._page_label, self._next]),
-                widgets.HBox([self._list, self._plot]),
+                widgets.HBox([self._list, self._plot], layout=widgets.Layout(align_items="flex-start")),
                 self._strip,
                 self.viewer,
             ],
@@ -268,7 +271,7 @@ class ErrorAnalysis(widgets.VBox):
                 cards.append(self._card(self._references, c.reference_id, f"true, {_score(c)}", True))
         self._strip.children = tuple(cards)
         marks = ", ".join(f"{c.reference_id} {'✓' if c.correct else '✗'}" for c in detail.top)
-        self.selected_text = f"{query_id} ({detail.status}): {marks or 'no predictions'}"
+        self.selected_text = f"{query_id} ({verdict(detail, self.threshold)}): {marks or 'no predictions'}"
         viewer_ids = [item.query_id for item in self.viewer.items]
         if query_id not in viewer_ids and self.viewer.show != "all":
             self.viewer.show = "all"
@@ -302,10 +305,11 @@ class ErrorAnalysis(widgets.VBox):
             if r.recall_at_p90 is not None
             else "precision 0.9 is never reached"
         )
-        q = self.report.queries
-        counts = q["status"].value_counts()
-        parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("hit", "in top-k", "miss", "distractor"))
+        counts = self.report.queries["status"].value_counts()
+        k = self.report.top_k
+        ranks = ", ".join(f"{counts.get(s, 0)} {w}".replace(" k", f" {k}") for s, w in _RANK_WORDS.items())
         return (
             f"<b>µAP {r.muap:.3f}</b> · {p90} · {r.n_gt_pairs} ground-truth pairs, "
-            f"{r.n_predictions} predictions scored · queries (top {self.report.top_k}): {parts}"
+            f"{r.n_predictions} predictions scored · true reference {ranks}; "
+            f"{counts.get('distractor', 0)} distractor queries"
         )
