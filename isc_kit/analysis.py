@@ -81,8 +81,8 @@ def _label(gt: GroundTruth, predictions: Predictions) -> pd.DataFrame:
     if gt.references is not None:
         keep &= frame["reference_id"].isin(gt.references)
     frame = frame[keep.to_numpy()].reset_index(drop=True)
-    pairs = pd.MultiIndex.from_tuples(sorted(gt.pairs), names=["query_id", "reference_id"])
-    frame["correct"] = pd.MultiIndex.from_frame(frame[["query_id", "reference_id"]]).isin(pairs)
+    keys = frame["query_id"].astype(str) + "," + frame["reference_id"].astype(str)
+    frame["correct"] = keys.isin({f"{q},{r}" for q, r in gt.pairs}).to_numpy()
     frame = frame.sort_values(
         ["query_id", "score", "correct"], ascending=[True, False, True], kind="stable"
     ).reset_index(drop=True)
