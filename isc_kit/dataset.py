@@ -19,14 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ._fixedwidth import fixed_bytes
 from .errors import ChecksumMismatchError, ConfigError, ObjectNotFoundError
 
 logger = logging.getLogger(__name__)
-
-
-def _fixed_bytes(values: Any) -> np.ndarray:
-    """A pandas string column as a fixed-width ``S`` array (ASCII: ids, relpaths and MD5s are)."""
-    return np.asarray(values.fillna("").to_numpy(dtype=str), dtype=np.bytes_)
 
 
 class PinnedImages:
@@ -55,9 +51,9 @@ class PinnedImages:
         self.root = Path(root)
         self.transform = transform
         self.mode = mode
-        self._ids = _fixed_bytes(table["image_id"])
-        self._relpaths = _fixed_bytes(table["relpath"])
-        self._md5 = _fixed_bytes(table["md5"].str.lower())
+        self._ids = fixed_bytes(table["image_id"])
+        self._relpaths = fixed_bytes(table["relpath"])
+        self._md5 = fixed_bytes(table["md5"].str.lower())
         unknown = int((self._md5 == b"").sum())
         if unknown and require_md5:
             first = self._ids[np.argmax(self._md5 == b"")].decode()

@@ -28,6 +28,7 @@ import numpy as np
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
 
+from ._fixedwidth import fixed_bytes
 from .catalog import REGIONS, SETS
 from .errors import ChecksumMismatchError, ConfigError, IscKitError, ObjectNotFoundError
 from .source import Source, make_filesystem, resolve_source, translate_error
@@ -50,12 +51,14 @@ class _Index:
 
     def __init__(self, manifest: Any):
         table = manifest.table
-        relpaths = np.asarray(table["relpath"].to_numpy(dtype=str), dtype=np.bytes_)
-        order = np.argsort(relpaths, kind="stable")
+        relpaths = fixed_bytes(table["relpath"])
+        md5 = fixed_bytes(table["md5"].str.lower())
+        sizes = table["size"].fillna(-1).to_numpy(dtype=np.int64)
+        if len(relpaths) > 1 and not (relpaths[1:] > relpaths[:-1]).all():  # pinned: sorted already
+            order = np.argsort(relpaths, kind="stable")
+            relpaths, md5, sizes = relpaths[order], md5[order], sizes[order]
         self.prefix: str = manifest.prefix
-        self.relpaths = relpaths[order]
-        self.md5 = np.asarray(table["md5"].fillna("").str.lower().to_numpy(dtype=str), dtype=np.bytes_)[order]
-        self.sizes = table["size"].fillna(-1).to_numpy(dtype=np.int64)[order]
+        self.relpaths, self.md5, self.sizes = relpaths, md5, sizes
 
     def find(self, relpath: str) -> int | None:
         key = relpath.encode()

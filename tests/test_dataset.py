@@ -122,3 +122,24 @@ def test_pickle_round_trip_into_spawned_worker_processes(tree: tuple[Path, Path]
         with Image.open(root / f"{image_id}.jpg") as direct:
             assert size == direct.size
     assert data.n_verified == 0  # the parent read nothing
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["R000001", "R000002", "R000003"],  # one width: the Arrow buffer is reinterpreted
+        ["R000001.jpg", "R1.jpg", "R000003.jpg"],  # mixed widths
+        ["0123456789abcdef0123456789abcdef", None],  # a null (unknown md5) becomes b""
+    ],
+)
+def test_fixed_bytes_equals_a_plain_conversion(values: list[str | None]) -> None:
+    import pandas as pd
+
+    from isc_kit._fixedwidth import fixed_bytes
+    from isc_kit.manifest import STRING
+
+    column = pd.Series(pd.array(values, dtype=STRING))
+    expected = [(v or "").encode() for v in values]
+    assert fixed_bytes(column).tolist() == expected
+    assert fixed_bytes(column.iloc[1:]).tolist() == expected[1:]  # a slice: Arrow offset > 0
+    assert fixed_bytes(pd.Series(values, dtype=object)).tolist() == expected
