@@ -70,12 +70,11 @@ def test_error_analysis_renders_filters_and_leads_into_the_pair_viewer(
             page.wait_for_function(IMAGES_LOADED, arg=".isc-err-strip img", timeout=30_000)
 
             page.locator(".isc-err-show button", has_text="all").click()
-            page.wait_for_function(
-                "(t) => document.querySelector('.isc-err-page').textContent === t",
-                arg=f"1-{min(10, n_all)} of {n_all} queries (all)",
+            page.wait_for_function(  # the label and the rows' display arrive as separate messages
+                f"([t, n]) => document.querySelector('.isc-err-page').textContent === t && ({ROWS})() === n",
+                arg=[f"1-{min(10, n_all)} of {n_all} queries (all)", min(10, n_all)],
                 timeout=30_000,
             )
-            assert page.evaluate(ROWS) == min(10, n_all)
 
             page.locator(".isc-err-show button", has_text="false positives").click()
             box = page.locator(".isc-err-threshold input")

@@ -238,11 +238,6 @@ class ErrorAnalysis(widgets.VBox):
         n, size = len(self._ids), len(self._rows)
         start = self.page * size
         shown = self._ids[start : start + size]
-        self._page_label.value = (
-            f"{start + 1}-{start + len(shown)} of {n} queries ({self.show})"
-            if n
-            else (f"no queries ({self.show} at threshold {self.threshold:.3g})")
-        )
         self._prev.disabled = self.page <= 0
         self._next.disabled = start + size >= n
         for row, query_id in zip(self._rows, shown + [""] * (size - len(shown)), strict=True):
@@ -254,6 +249,11 @@ class ErrorAnalysis(widgets.VBox):
                 if query_id == self.query_id:
                     row.add_class("isc-err-selected")
         self.shown_ids = shown
+        self._page_label.value = (  # last: the label says the page is complete
+            f"{start + 1}-{start + len(shown)} of {n} queries ({self.show})"
+            if n
+            else f"no queries ({self.show} at threshold {self.threshold:.3g})"
+        )
 
     # -- selecting a query
     def select(self, query_id: str) -> None:
