@@ -61,6 +61,11 @@ def test_pages_filters_and_threshold(widget: ErrorAnalysis) -> None:
     widget.sort = "query id"
     widget.show = "all"
     assert widget.ids == sorted(widget.ids)
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="'show' trait of an ErrorAnalysis instance expected any of"):
+        widget.show = "everything"
+    assert widget.show == "all"
 
 
 def test_row_lists_the_truth_beside_the_top_k(widget: ErrorAnalysis) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
-from traitlets import Float, Int, List, Unicode, observe, validate
+from traitlets import Enum, Float, Int, List, Unicode, observe, validate
 
 from ..analysis import (
     SHOW,
@@ -32,6 +32,7 @@ from ..analysis import (
     verdict,
 )
 from ..analysis import query_detail as _query_detail
+from ..errors import ConfigError
 from ..evaluate import Predictions, load_predictions
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
@@ -119,8 +120,8 @@ class _Row(widgets.HBox):
 class ErrorAnalysis(widgets.VBox):
     """Misses, false positives and high-scoring distractors of a predictions file, query by query."""
 
-    show = Unicode(SHOW[0])
-    sort = Unicode(SORT[0])
+    show = Enum(SHOW, default_value=SHOW[0])
+    sort = Enum(SORT, default_value=SORT[0])
     threshold = Float(0.0)
     page = Int(0)
     query_id = Unicode("")  # the selected query
@@ -140,8 +141,10 @@ class ErrorAnalysis(widgets.VBox):
         thumbnails: ThumbnailCache | None = None,
         **kwargs: Any,
     ):
+        if page_size < 1:
+            raise ConfigError(f"page_size must be at least 1, got {page_size}")
         if not isinstance(predictions, Predictions):
-            predictions = load_predictions(predictions)
+            predictions = load_predictions(os.fspath(predictions))
         self.report: ErrorReport = analyse(ground_truth, predictions, top_k=top_k)
         self._curve = pr_curve(self.report.result)
         self._queries, self._references = queries, references
@@ -206,7 +209,8 @@ class ErrorAnalysis(widgets.VBox):
         """Every query the current filter and sort give, in order (all pages)."""
         return list(self._ids)
 
-    def query_detail(self, query_id: str) -> Any:
+    def query_detail(self, query_id: str) -> QueryDetail:
+        """``query_id``'s true references and top-k predictions (see :func:`isc_kit.analysis.query_detail`)."""
         return _query_detail(self.report, query_id)
 
     @validate("page")
