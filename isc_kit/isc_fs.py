@@ -234,6 +234,13 @@ class IscFileSystem(AbstractFileSystem):
         **kwargs: Any,
     ) -> None:
         """Copy one image to ``lpath`` (atomically: a temp file renamed once the bytes are checked)."""
+        if (
+            outfile is None
+            and not hasattr(lpath, "write")
+            and not self._split(self._strip_protocol(rpath))[1]
+        ):
+            os.makedirs(lpath, exist_ok=True)  # a set: fsspec's recursive get makes its folder
+            return
         data = self.read_verified(rpath)
         callback.set_size(len(data))
         if outfile is not None or hasattr(lpath, "write"):

@@ -177,3 +177,15 @@ def test_read_only_picklable_and_settings(pinned: Path, s3_env: str) -> None:
         fsspec.filesystem("isc", manifests={"photos": str(pinned)})
     with pytest.raises(IscKitError, match="is a reference manifest"):
         fsspec.filesystem("isc", manifests={"query": str(pinned)}).cat("query/Q00001.jpg")
+
+
+def test_recursive_get_of_a_set_is_checked(tiny_root: Path, tmp_path: Path) -> None:
+    query = read_metadata(tiny_root / "metadata/query_images_metadata.csv", "query")
+    fs = fsspec.filesystem("isc", manifests={"query": query.subset(query.table.index < 4)})
+    fs.get("isc://query/", str(tmp_path / "q"), recursive=True)
+    got = sorted(p.name for p in (tmp_path / "q").rglob("*") if p.is_file())
+    assert got == ["Q00000.jpg", "Q00001.jpg", "Q00002.jpg", "Q00003.jpg"]
+    md5 = publisher_md5(tiny_root, "query")
+    for name in got:
+        found = next((tmp_path / "q").rglob(name))
+        assert hashlib.md5(found.read_bytes()).hexdigest() == md5[name[:-4]]
