@@ -39,7 +39,7 @@ class ErrorReport:
     ``query_id``): ``kind`` (matched/distractor), ``true_refs`` (tuple), ``n_predicted``,
     ``best_score``, ``best_wrong_score``, ``best_true_score``, ``first_correct_rank`` (NaN when none),
     ``status`` (hit / in top-k / miss / distractor). ``threshold`` is the score at precision 0.9
-    (or, when 0.9 is never reached, the highest score of a wrong prediction).
+    (or, when 0.9 is never reached, the highest score of a wrong prediction; 0 without predictions).
     """
 
     result: EvalResult
@@ -128,7 +128,8 @@ def analyse(
         threshold = result.threshold_at_p90
     else:
         wrong = frame.loc[~frame["correct"], "score"]
-        threshold = float(wrong.max()) if len(wrong) else float(frame["score"].max())
+        scores = wrong if len(wrong) else frame["score"]
+        threshold = float(scores.max()) if len(scores) else 0.0  # no predictions at all: nothing to place
     logger.info(
         "error analysis: %d predictions over %d queries, threshold %.4g", len(frame), len(queries), threshold
     )

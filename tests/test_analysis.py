@@ -153,3 +153,13 @@ def test_verdict_at_a_threshold(report) -> None:
     assert verdict(query_detail(report, "Q00003"), 0.0) == "missed, false positive"
     assert verdict(query_detail(report, "Q00004"), 0.9) == "distractor"
     assert verdict(query_detail(report, "Q00004"), 0.85) == "distractor, false positive"
+
+
+def test_no_predictions_for_the_ground_truth() -> None:
+    gt = GroundTruth.from_pairs([("Q00001", "R000001")], distractors=["Q00002"])
+    report = analyse(gt, Predictions.from_rows([("Q09999", "R000001", 0.5)]))
+    assert report.threshold == 0.0
+    assert report.result.muap == 0.0
+    assert filter_queries(report, "misses") == ["Q00001"]
+    assert query_detail(report, "Q00001").true_refs == (Candidate("R000001", None, None, True),)
+    assert pr_curve(report.result).recall.tolist() == [0.0]
