@@ -29,12 +29,14 @@ _EXPORTS = {
     "load_ground_truth": "groundtruth",
     "evaluate": "evaluate",
     "EmbeddedS3": "s3server",
+    "PinnedImages": "dataset",
 }
 
 __all__ = [
     "EmbeddedS3",
     "IscKitError",
     "Manifest",
+    "PinnedImages",
     "Selection",
     "Source",
     "evaluate",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .dataset import PinnedImages
     from .errors import IscKitError
     from .evaluate import evaluate
     from .groundtruth import load_ground_truth

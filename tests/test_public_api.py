@@ -18,3 +18,12 @@ def test_import_does_not_load_pandas_or_s3fs() -> None:
     code = "import sys, isc_kit; print(sorted(m for m in ('pandas', 's3fs', 'moto') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pinned_images_loads_no_torch_pandas_or_widgets() -> None:
+    code = (
+        "import sys, isc_kit; assert isc_kit.PinnedImages.__module__ == 'isc_kit.dataset'; "
+        "print(sorted(m for m in ('torch', 'pandas', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

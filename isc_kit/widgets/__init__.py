@@ -7,6 +7,7 @@ the fetch uses (:class:`S3Images`), with thumbnails made once and cached on disk
 from __future__ import annotations
 
 from ._sampling import UsedSample, draw_sample, use_sample
+from .errors import ErrorAnalysis
 from .gallery import Gallery
 from .imagesource import LocalImages, S3Images, image_source
 from .overview import Overview, image_stats, overview_table, plot_overview
@@ -15,6 +16,7 @@ from .sampler import Sampler
 from .thumbnails import ThumbnailCache, make_thumbnail
 
 __all__ = [
+    "ErrorAnalysis",
     "Gallery",
     "LocalImages",
     "Overview",
