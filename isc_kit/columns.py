@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 
@@ -63,6 +64,20 @@ class StrColumn(Sequence[str]):
         return pa.LargeStringArray.from_buffers(
             len(self), pa.py_buffer(self.offsets), pa.py_buffer(self.data)
         )
+
+    def fixed_width(self) -> np.ndarray:
+        """The values as a numpy ``S<width>`` array (one copy when all have one length, as ids and md5s do)."""
+        import numpy as np
+
+        n = len(self)
+        if n == 0:
+            return np.zeros(0, dtype="S1")
+        ends = np.frombuffer(self.offsets, dtype=np.int64)
+        widths = np.diff(ends)
+        width = int(widths.max())
+        if width > 0 and (widths == width).all():
+            return np.frombuffer(self.data, dtype=f"S{width}").copy()
+        return np.array([self.raw(i) for i in range(n)], dtype=f"S{max(width, 1)}")
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

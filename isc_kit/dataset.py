@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ._fixedwidth import fixed_bytes
 from .errors import ChecksumMismatchError, ConfigError, ObjectNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -46,14 +45,13 @@ class PinnedImages:
         from .manifest import Manifest, load_pinned
 
         manifest = pinned if isinstance(pinned, Manifest) else load_pinned(pinned)
-        table = manifest.table
         self.set_name = manifest.set_name
         self.root = Path(root)
         self.transform = transform
         self.mode = mode
-        self._ids = fixed_bytes(table["image_id"])
-        self._relpaths = fixed_bytes(table["relpath"])
-        self._md5 = fixed_bytes(table["md5"].str.lower())
+        self._ids = manifest.ids.fixed_width()
+        self._relpaths = manifest.relpaths.fixed_width()
+        self._md5 = manifest.md5s.fixed_width()
         unknown = int((self._md5 == b"").sum())
         if unknown and require_md5:
             first = self._ids[np.argmax(self._md5 == b"")].decode()

@@ -28,7 +28,6 @@ import numpy as np
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem
 
-from ._fixedwidth import fixed_bytes
 from .catalog import REGIONS, SETS
 from .errors import ChecksumMismatchError, ConfigError, IscKitError, ObjectNotFoundError
 from .source import Source, make_filesystem, resolve_source, translate_error
@@ -50,10 +49,11 @@ class _Index:
     """A manifest's relpaths (sorted), MD5s and sizes as fixed-width arrays: a lookup without per-row objects."""
 
     def __init__(self, manifest: Any):
-        table = manifest.table
-        relpaths = fixed_bytes(table["relpath"])
-        md5 = fixed_bytes(table["md5"].str.lower())
-        sizes = table["size"].fillna(-1).to_numpy(dtype=np.int64)
+        relpaths = manifest.relpaths.fixed_width()
+        md5 = manifest.md5s.fixed_width()
+        sizes = (
+            np.frombuffer(manifest.sizes, dtype=np.int64).copy() if len(manifest) else np.zeros(0, np.int64)
+        )
         if len(relpaths) > 1 and not (relpaths[1:] > relpaths[:-1]).all():  # pinned: sorted already
             order = np.argsort(relpaths, kind="stable")
             relpaths, md5, sizes = relpaths[order], md5[order], sizes[order]

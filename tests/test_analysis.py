@@ -24,8 +24,8 @@ ROWS = [
     ("Q00003", "R000008", 0.3),  # neither true reference predicted
     ("Q00004", "R000005", 0.85),  # distractor, high
     ("Q00005", "R000006", 0.2),  # distractor, low
-    ("Q09999", "R000001", 0.99),  # not in the ground truth: dropped, as µAP drops it
 ]
+OUTSIDE = ("Q09999", "R000001", 0.99)  # a query the ground truth does not list
 
 
 @pytest.fixture
@@ -36,10 +36,18 @@ def report():
 def test_scores_come_from_evaluate_and_the_threshold_is_the_p90_point(report) -> None:
     # sorted: .9 R, .85 W, .8 W, .6 R, ...; 4 pairs -> µAP = .25 * 1 + .25 * 2/4
     assert report.result.muap == pytest.approx(0.375)
-    assert report.result.n_dropped == 1
     assert report.threshold == 0.9
     assert len(report.predictions) == 7
-    assert "Q09999" not in set(report.predictions["query_id"])
+
+
+def test_a_prediction_for_a_query_outside_the_ground_truth_is_a_false_positive_as_officially() -> None:
+    report = analyse(GT, Predictions.from_rows([*ROWS, OUTSIDE]), top_k=5)
+    # sorted: .99 W (outside), .9 R, .85 W, .8 W, .6 R -> µAP = .25 * 1/2 + .25 * 2/5
+    assert report.result.muap == pytest.approx(0.225)
+    assert report.result.n_outside_ground_truth == 1
+    assert "Q09999" not in set(
+        report.predictions["query_id"]
+    )  # no row of its own: nothing to compare it with
 
 
 def test_statuses_and_ranks(report) -> None:

@@ -13,7 +13,8 @@ from PIL import Image
 
 from isc_kit import PinnedImages
 from isc_kit.errors import ChecksumMismatchError, ConfigError, IscKitError
-from isc_kit.manifest import load_pinned, read_metadata, write_pinned
+from isc_kit.manifest import Manifest, load_pinned, write_pinned
+from isc_kit.metadata import read_metadata
 
 _DATASET: PinnedImages | None = None
 
@@ -101,9 +102,7 @@ def test_unknown_md5_is_refused_unless_allowed(tree: tuple[Path, Path]) -> None:
     manifest = load_pinned(pinned)
     table = manifest.table.copy()
     table.loc[5, "md5"] = None
-    from dataclasses import replace
-
-    unknown = replace(manifest, table=table)
+    unknown = Manifest.from_pandas(manifest.set_name, manifest.bucket, manifest.prefix, table)
     with pytest.raises(ConfigError, match=r"1 of 40 reference entries have no known MD5 \(first: R000005\)"):
         PinnedImages(unknown, root)
     assert PinnedImages(unknown, root, require_md5=False)[5][0] == "R000005"
@@ -127,19 +126,15 @@ def test_pickle_round_trip_into_spawned_worker_processes(tree: tuple[Path, Path]
 @pytest.mark.parametrize(
     "values",
     [
-        ["R000001", "R000002", "R000003"],  # one width: the Arrow buffer is reinterpreted
+        ["R000001", "R000002", "R000003"],  # one width: the data buffer is reinterpreted
         ["R000001.jpg", "R1.jpg", "R000003.jpg"],  # mixed widths
         ["0123456789abcdef0123456789abcdef", None],  # a null (unknown md5) becomes b""
     ],
 )
-def test_fixed_bytes_equals_a_plain_conversion(values: list[str | None]) -> None:
-    import pandas as pd
+def test_fixed_width_equals_a_plain_conversion(values: list[str | None]) -> None:
+    from isc_kit.columns import StrColumn
 
-    from isc_kit._fixedwidth import fixed_bytes
-    from isc_kit.manifest import STRING
-
-    column = pd.Series(pd.array(values, dtype=STRING))
+    column = StrColumn.from_strings(v or "" for v in values)
     expected = [(v or "").encode() for v in values]
-    assert fixed_bytes(column).tolist() == expected
-    assert fixed_bytes(column.iloc[1:]).tolist() == expected[1:]  # a slice: Arrow offset > 0
-    assert fixed_bytes(pd.Series(values, dtype=object)).tolist() == expected
+    assert column.fixed_width().tolist() == expected
+    assert column.take(range(1, len(values))).fixed_width().tolist() == expected[1:]

@@ -6,7 +6,6 @@ import csv
 import hashlib
 import pickle
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import fsspec
@@ -14,7 +13,8 @@ import pytest
 
 from isc_kit.errors import ChecksumMismatchError, ConfigError, IscKitError
 from isc_kit.isc_fs import IscFileSystem
-from isc_kit.manifest import load_pinned, read_metadata, write_pinned
+from isc_kit.manifest import Manifest, load_pinned, write_pinned
+from isc_kit.metadata import read_metadata
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 
@@ -84,7 +84,7 @@ def wrong_md5_manifest(pinned: Path, tmp_path: Path, image_id: str) -> Path:
     table = manifest.table.copy()
     table.loc[table["image_id"] == image_id, "md5"] = "0" * 32
     path = tmp_path / "wrong.pinned"
-    write_pinned(replace(manifest, table=table), path)
+    write_pinned(Manifest.from_pandas(manifest.set_name, manifest.bucket, manifest.prefix, table), path)
     return path
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from isc_kit.evaluate import Predictions
 from isc_kit.groundtruth import load_ground_truth
-from isc_kit.manifest import read_metadata
+from isc_kit.metadata import read_metadata
 from isc_kit.widgets import ErrorAnalysis, LocalImages
 
 
