@@ -26,8 +26,8 @@ from pathlib import Path
 from bench.fastserver import FastS3
 from isc_kit.catalog import DEFAULT_BUCKET
 from isc_kit.fixture import materialize
-from isc_kit.manifest import write_pinned
 from isc_kit.metadata import read_metadata
+from isc_kit.pinned import write_pinned
 from isc_kit.transfer.run import DEFAULT_JOBS
 
 ROOT = Path(__file__).resolve().parents[1]

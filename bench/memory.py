@@ -68,7 +68,7 @@ def phase(name: str, pinned: str, dest: str, endpoint: str) -> None:
     base = _hwm_mb()
     t0 = time.perf_counter()
     if name in ("plan", "replan"):  # the library path: load_pinned (pandas) + plan_fetch
-        from isc_kit.manifest import load_pinned
+        from isc_kit.pinned import load_pinned
         from isc_kit.transfer import plan_fetch
 
         plan = plan_fetch(load_pinned(pinned), dest)
@@ -120,7 +120,7 @@ def main() -> None:
         phase(args.phase, args.pinned, args.dest, args.endpoint)
         return
     from isc_kit.local import Destination
-    from isc_kit.manifest import write_pinned
+    from isc_kit.pinned import write_pinned
 
     tmp = Path(args.workdir or tempfile.mkdtemp(prefix="isc-kit-bench-mem-"))
     tmp.mkdir(parents=True, exist_ok=True)

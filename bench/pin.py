@@ -24,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from isc_kit.local import Destination
-from isc_kit.manifest import Manifest, load_pinned, write_pinned
+from isc_kit.manifest import Manifest
 from isc_kit.pin import pin
+from isc_kit.pinned import load_pinned, write_pinned
 
 BIN = Path(sys.executable).parent
 

@@ -18,8 +18,8 @@ _EXPORTS = {
     "Manifest": "manifest",
     "read_metadata": "metadata",
     "manifest_from_listing": "metadata",
-    "load_pinned": "manifest",
-    "write_pinned": "manifest",
+    "load_pinned": "pinned",
+    "write_pinned": "pinned",
     "Selection": "select",
     "select": "select",
     "plan_fetch": "transfer",
@@ -58,9 +58,10 @@ if TYPE_CHECKING:
     from .errors import IscKitError
     from .evaluate import evaluate
     from .groundtruth import load_ground_truth
-    from .manifest import Manifest, load_pinned, write_pinned
+    from .manifest import Manifest
     from .metadata import manifest_from_listing, read_metadata
     from .pin import pin
+    from .pinned import load_pinned, write_pinned
     from .s3server import EmbeddedS3
     from .select import Selection, select
     from .source import Source, resolve_source

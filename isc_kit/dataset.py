@@ -42,7 +42,8 @@ class PinnedImages:
         mode: str | None = None,
         require_md5: bool = True,
     ):
-        from .manifest import Manifest, load_pinned
+        from .manifest import Manifest
+        from .pinned import load_pinned
 
         manifest = pinned if isinstance(pinned, Manifest) else load_pinned(pinned)
         self.set_name = manifest.set_name

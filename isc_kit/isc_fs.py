@@ -142,7 +142,8 @@ class IscFileSystem(AbstractFileSystem):
         if set_name not in self._manifest_args:
             return None
         if set_name not in self._indexes:
-            from .manifest import Manifest, load_pinned
+            from .manifest import Manifest
+            from .pinned import load_pinned
 
             given = self._manifest_args[set_name]
             manifest = given if isinstance(given, Manifest) else load_pinned(given)

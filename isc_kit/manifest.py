@@ -7,27 +7,21 @@ fetch`` and ``verify`` start without pandas. ``relpath`` is the key below the se
 the path below a local destination. :meth:`Manifest.to_arrow` and :attr:`Manifest.table` are
 views for selections and for people (pandas); they are not a second implementation.
 
-The pinned form (:func:`write_pinned`, :func:`load_pinned`) is canonical: ``# key: value``
-header lines, then ``image_id,relpath,md5,size`` rows sorted by id; the fingerprint is the
-SHA-256 of the rows, so two people who pin the same selection get the same file.
+Its file form, the pinned manifest, is :mod:`isc_kit.pinned`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from .catalog import ImageSet, base_bucket, get_set, valid_bucket_name
+from .catalog import ImageSet, get_set
 from .columns import StrColumn
-from .errors import InputFileError, IscKitError, Problem, ProblemCollector
-from .inputs import PINNED_LIMIT, read_input
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,12 +29,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PINNED_MAGIC = "# isc-kit pinned manifest v1"
-PINNED_COLUMNS = ("image_id", "relpath", "md5", "size")
-_HEADER_KEYS = ("set", "bucket", "prefix", "fingerprint")
-_RELPATH = rb"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*"
-_ROW = re.compile(rb"([A-Z][0-9]{1,9}),(" + _RELPATH + rb"),([0-9a-f]{32})?,([0-9]{1,15})?\n")
-_BLOCK = 65_536  # rows canonicalised (or parsed) per block: bounded transient lists
+COLUMNS = ("image_id", "relpath", "md5", "size")
+_BLOCK = 65_536  # rows canonicalised per block: bounded transient lists
 
 #: One item of a transfer: (relpath, S3 key, md5 or None, size or None).
 Item = tuple[str, str, "str | None", "int | None"]
@@ -242,260 +232,9 @@ class Manifest:
         return "sha256:" + digest.hexdigest()
 
 
-# ---------------------------------------------------------------------------------------------- writing
-
-
-def pinned_bytes(manifest: Manifest) -> bytes:
-    """The canonical bytes of a pinned manifest: comment header, CSV header, sorted rows."""
-    return b"".join(_pinned_parts(manifest)[:2])
-
-
-def _pinned_parts(manifest: Manifest) -> tuple[bytes, bytes, str]:
-    """(header bytes, row bytes, fingerprint)."""
-    rows = b"".join(manifest.canonical_rows())
-    fp = "sha256:" + hashlib.sha256(rows).hexdigest()
-    total = manifest.total_bytes
-    header = [
-        PINNED_MAGIC,
-        f"# set: {manifest.set_name}",
-        f"# bucket: {manifest.bucket}",
-        f"# prefix: {manifest.prefix}",
-        f"# selection: {manifest.selection or 'all'}",
-        f"# count: {len(manifest)}",
-        f"# bytes: {'unknown' if total is None else total}",
-        f"# fingerprint: {fp}",
-        ",".join(PINNED_COLUMNS),
-    ]
-    return ("\n".join(header) + "\n").encode("utf-8"), rows, fp
-
-
-def write_pinned(manifest: Manifest, path: str | os.PathLike[str]) -> str:
-    """Write the pinned form (atomically for a regular file; ``-`` is stdout); returns the fingerprint."""
-    from .outputs import write_output
-
-    header, rows, fp = _pinned_parts(manifest)
-    write_output(path, [header, rows], make_parents=True)
-    logger.info("pinned %d %s images to %s (%s)", len(manifest), manifest.set_name, path, fp[:19])
-    return fp
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def load_pinned(path: str | os.PathLike[str]) -> Manifest:
-    """Read a pinned manifest strictly: header, every row, order, uniqueness and the fingerprint.
-
-    Raises :class:`~isc_kit.errors.InputFileError` naming the line and field of each problem.
-    """
-    name = str(path)
-    data = read_input(path, what="pinned manifest", limit=PINNED_LIMIT)
-    fields, start, n_header = _header(name, data)
-    image_set = _image_set(name, fields)
-    actual = "sha256:" + hashlib.sha256(memoryview(data)[start:]).hexdigest()
-    body = data[start:]
-    del data  # one copy of the rows in memory
-    manifest = _parse_rows(name, body, n_header, image_set, fields)
-    if actual != fields["fingerprint"]:
-        raise InputFileError(
-            name,
-            [
-                Problem(
-                    0,
-                    "fingerprint",
-                    fields["fingerprint"],
-                    f"rows do not match the fingerprint (they hash to {actual})",
-                )
-            ],
-            hint="the file was edited by hand; re-create it with `isc-kit manifest`",
-        )
-    return manifest
-
-
-def _header(name: str, data: bytes) -> tuple[dict[str, str], int, int]:
-    """The ``# key: value`` fields, the offset of the first row and the number of header lines."""
-    if not data.startswith(PINNED_MAGIC.encode() + b"\n"):
-        first = data[: data.find(b"\n")].decode("utf-8", "replace") if data else "(empty file)"
-        raise InputFileError(
-            name,
-            [Problem(1, "", first, f"not a pinned manifest (first line must be {PINNED_MAGIC!r})")],
-            hint="create one with `isc-kit manifest SET --metadata CSV -o FILE`",
-        )
-    fields: dict[str, str] = {}
-    offset, lines = 0, 0
-    while data.startswith(b"#", offset):
-        end = data.find(b"\n", offset)
-        end = len(data) if end < 0 else end
-        key, sep, value = data[offset + 1 : end].decode("utf-8", "replace").partition(":")
-        if sep and lines:
-            fields[key.strip()] = value.strip()
-        offset, lines = end + 1, lines + 1
-    missing = [k for k in _HEADER_KEYS if k not in fields]
-    if missing:
-        raise InputFileError(
-            name,
-            [Problem(1, "", "", f"header line '# {missing[0]}: …' is missing")],
-            hint="re-create the file with `isc-kit manifest`",
-        )
-    columns = ",".join(PINNED_COLUMNS).encode() + b"\n"
-    if not data.startswith(columns, offset):
-        got = data[offset : data.find(b"\n", offset)].decode("utf-8", "replace")
-        raise InputFileError(
-            name,
-            [Problem(lines + 1, "", got, f"expected the column header {columns.decode().strip()!r}")],
-            hint="re-create the file with `isc-kit manifest`",
-        )
-    return fields, offset + len(columns), lines + 1
-
-
-def _image_set(name: str, fields: dict[str, str]) -> ImageSet:
-    try:
-        image_set = get_set(fields["set"]).with_prefix(fields["prefix"])
-    except IscKitError as err:
-        raise InputFileError(name, [Problem(2, "set", fields["set"], str(err))]) from None
-    if not valid_bucket_name(base_bucket(fields["bucket"])):
-        raise InputFileError(
-            name,
-            [Problem(3, "bucket", fields["bucket"], "not a valid S3 bucket name")],
-            hint="re-create the file",
-        )
-    return image_set
-
-
-def _parse_rows(
-    name: str, body: bytes, n_header: int, image_set: ImageSet, fields: dict[str, str]
-) -> Manifest:
-    """Every row checked with one compiled pattern, columns built block by block."""
-    first, last = image_set.first_id.encode(), image_set.last_id.encode()
-    width = len(first)
-    problems = ProblemCollector()
-    ids, rels, md5s = _Builder(), _Builder(), _Builder()
-    sizes = array("q")
-    odd_rels: dict[bytes, int] = {}  # relpaths other than <id>.jpg -> line (checked for duplicates)
-    previous = b""
-    pos, line, end = 0, n_header, len(body)
-    match = _ROW.match
-    while pos < end:
-        line += 1
-        m = match(body, pos)
-        if m is None:
-            stop = body.find(b"\n", pos)
-            stop = end if stop < 0 else stop + 1
-            _diagnose(problems, line, body[pos:stop])
-            pos = stop
-            continue
-        pos = m.end()
-        image_id, rel, md5, size = m.groups()
-        if len(image_id) != width or not first <= image_id <= last:
-            problems(
-                line,
-                "image_id",
-                image_id.decode(),
-                f"not a {image_set.name} id in {image_set.first_id}..{image_set.last_id}",
-            )
-        elif image_id <= previous:
-            what = "duplicate image_id" if image_id == previous else "rows are not sorted by image_id"
-            problems(line, "image_id", image_id.decode(), what)
-        previous = max(previous, image_id)
-        if rel != image_id + b".jpg":
-            if rel in odd_rels:
-                problems(line, "relpath", rel.decode(), f"duplicate relpath (also on line {odd_rels[rel]})")
-            odd_rels[rel] = line
-        ids.add(image_id)
-        rels.add(rel)
-        md5s.add(md5 or b"")
-        sizes.append(-1 if size is None else int(size))
-    id_col, rel_col = ids.column(), rels.column()
-    _check_odd_relpaths(problems, odd_rels, id_col, rel_col, n_header)
-    problems.raise_if_any(
-        name, hint="the pinned manifest was edited or damaged; re-create it with `isc-kit manifest`"
-    )
-    selection = fields.get("selection", "")
-    return Manifest(
-        image_set.name,
-        fields["bucket"],
-        image_set.prefix,
-        id_col,
-        rel_col,
-        md5s.column(),
-        sizes,
-        "" if selection == "all" else selection,
-    )
-
-
-def _check_odd_relpaths(
-    problems: ProblemCollector, odd: dict[bytes, int], ids: StrColumn, rels: StrColumn, n_header: int
-) -> None:
-    """A relpath other than ``<id>.jpg`` must not be another row's ``<id>.jpg`` (one file, two entries)."""
-    from bisect import bisect_left
-
-    for rel, line in odd.items():
-        if not rel.endswith(b".jpg"):
-            continue
-        other = rel[:-4].decode("ascii", "replace")
-        i = bisect_left(ids, other)
-        if i < len(ids) and ids[i] == other and rels.raw(i) == rel and i + n_header + 1 != line:
-            problems(
-                line,
-                "relpath",
-                rel.decode(),
-                f"duplicate relpath (also the file of {other}, line {i + n_header + 1})",
-            )
-
-
-def _diagnose(problems: ProblemCollector, line: int, raw: bytes) -> None:
-    """Say which field of a row that failed the pattern is wrong."""
-    text = raw.decode("utf-8", "replace").rstrip("\n")
-    if not raw.endswith(b"\n"):
-        problems(line, "", text, "the last row has no line end (truncated file?)")
-        return
-    parts = text.split(",")
-    if "\x00" in text:
-        problems(line, "", text, "NUL byte: binary data, not a pinned manifest row")
-    elif len(parts) != 4:
-        problems(line, "", text, f"expected 4 fields (image_id,relpath,md5,size), found {len(parts)}")
-    elif not re.fullmatch(r"[A-Z][0-9]{1,9}", parts[0]):
-        problems(line, "image_id", parts[0], "not an image id")
-    elif not re.fullmatch(_RELPATH.decode(), parts[1]):
-        problems(
-            line,
-            "relpath",
-            parts[1],
-            "unsafe or invalid relative path (only letters, digits, _ . - and / allowed, no leading dot)",
-        )
-    elif parts[2] and not re.fullmatch("[0-9a-f]{32}", parts[2]):
-        problems(line, "md5", parts[2], "md5 must be 32 lower-case hex digits or empty")
-    else:
-        problems(line, "size", parts[3], "size must be a whole number of bytes or empty")
-
-
-class _Builder:
-    """Appends raw strings block-wise into one :class:`StrColumn` (bounded transient lists)."""
-
-    __slots__ = ("_blocks", "_end", "_offsets", "_parts")
-
-    def __init__(self) -> None:
-        self._blocks: list[bytes] = []
-        self._parts: list[bytes] = []
-        self._offsets = array("q", [0])
-        self._end = 0
-
-    def add(self, raw: bytes) -> None:
-        self._parts.append(raw)
-        self._end += len(raw)
-        self._offsets.append(self._end)
-        if len(self._parts) >= _BLOCK:
-            self._blocks.append(b"".join(self._parts))
-            self._parts.clear()
-
-    def column(self) -> StrColumn:
-        self._blocks.append(b"".join(self._parts))
-        self._parts.clear()
-        return StrColumn(b"".join(self._blocks), self._offsets)
-
-
 def concat(manifests: Iterable[Manifest]) -> pd.DataFrame:
     """All rows of several manifests with a ``set`` column (for overviews)."""
     import pandas as pd
 
     frames = [m.table.assign(set=m.set_name) for m in manifests]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*PINNED_COLUMNS, "set"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "set"])

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from . import records
 from .errors import DestinationError
 from .local import CORRUPT, MISSING, UNVERIFIED, VERIFIED, Destination, LocalStatus, compare
-from .manifest import Manifest, load_pinned
+from .manifest import Manifest
+from .pinned import load_pinned
 
 if TYPE_CHECKING:
     from .transfer import FetchPlan

@@ -114,8 +114,8 @@ def tiny_root() -> Path:
 @pytest.fixture
 def pinned(tiny_root: Path, tmp_path: Path) -> Path:
     """A pinned manifest of the whole tiny reference set (the server holds the same bytes)."""
-    from isc_kit.manifest import write_pinned
     from isc_kit.metadata import read_metadata
+    from isc_kit.pinned import write_pinned
 
     path = tmp_path / "ref.pinned"
     write_pinned(read_metadata(tiny_root / "metadata" / "reference_images_metadata.csv", "reference"), path)

@@ -32,7 +32,7 @@ def test_error_analysis_renders_filters_and_leads_into_the_pair_viewer(
     from isc_kit.evaluate import load_predictions
     from isc_kit.fixture import materialize
     from isc_kit.groundtruth import load_ground_truth, restrict
-    from isc_kit.manifest import load_pinned
+    from isc_kit.pinned import load_pinned
 
     update = os.environ.get("UPDATE_ERRORS_SCREENSHOT", "")
     scale = update or "tiny"

@@ -91,8 +91,8 @@ def test_eval_negative_max_is_a_config_error(
 
 
 def pin(tmp_path: Path, set_name: str, ids: list[str]) -> Path:
-    from isc_kit.manifest import write_pinned
     from isc_kit.metadata import read_metadata
+    from isc_kit.pinned import write_pinned
 
     prefix = {
         "query": "all/query_images/",

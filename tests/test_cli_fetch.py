@@ -9,8 +9,8 @@ import pytest
 from _fetch_helpers import PREFIX, expected_md5s, tree_md5s
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import write_pinned
 from isc_kit.metadata import read_metadata
+from isc_kit.pinned import write_pinned
 
 
 def test_fetch_json_then_rerun_then_verify(

@@ -27,7 +27,7 @@ from isc_kit.transfer import fetch
 def objects(make_bucket: Callable[..., str], tmp_path: Path) -> tuple[Path, dict[str, str], str]:
     bodies = {f"R{i:06d}.jpg": bytes([i % 251]) * (9000 + 101 * i) for i in range(60)}
     bucket = make_bucket({PREFIX + k: v for k, v in bodies.items()})
-    from isc_kit.manifest import write_pinned
+    from isc_kit.pinned import write_pinned
 
     pinned = tmp_path / "m.pinned"
     m = manifest_for(bucket, {k: (md5(v), len(v)) for k, v in bodies.items()})
@@ -115,7 +115,7 @@ def test_library_fetch_refuses_a_locked_destination_and_different_ones_are_indep
     s3_env: str, objects, tmp_path: Path
 ) -> None:
     pinned, want, _bucket = objects
-    from isc_kit.manifest import load_pinned
+    from isc_kit.pinned import load_pinned
 
     m = load_pinned(pinned)
     busy, free = tmp_path / "busy", tmp_path / "free"

@@ -17,7 +17,7 @@ import pytest
 from _fetch_helpers import PREFIX, manifest_for, md5, recorded, tree_md5s
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import write_pinned
+from isc_kit.pinned import write_pinned
 
 
 def _mount(target: Path, options: str) -> None:

@@ -22,8 +22,9 @@ from isc_kit.cli.main import main  # noqa: E402
 from isc_kit.distributed import ChunkFetchError, describe_on_dask  # noqa: E402
 from isc_kit.errors import ChecksumMismatchError  # noqa: E402
 from isc_kit.evaluate.descriptors import read_descriptors  # noqa: E402
-from isc_kit.manifest import Manifest, write_pinned  # noqa: E402
+from isc_kit.manifest import Manifest  # noqa: E402
 from isc_kit.metadata import read_metadata  # noqa: E402
+from isc_kit.pinned import write_pinned  # noqa: E402
 from isc_kit.source import Source  # noqa: E402
 from isc_kit.transfer import fetch  # noqa: E402
 

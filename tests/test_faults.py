@@ -17,7 +17,7 @@ from _fetch_helpers import PREFIX, expected_md5s, md5, recorded, tree_md5s
 from faultproxy import FAULTS, FaultMix, FaultProxy
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import write_pinned
+from isc_kit.pinned import write_pinned
 
 #: name -> (mix, seed). The seed fixes which requests fail; the invariants must hold for any seed.
 MIXES: dict[str, tuple[FaultMix, int]] = {

@@ -15,9 +15,10 @@ from _fetch_helpers import PREFIX, expected_md5s, md5, recorded, tree_md5s
 from isc_kit.cli.main import main
 from isc_kit.errors import DestinationError, EmptySelectionError, InputFileError
 from isc_kit.local import Destination
-from isc_kit.manifest import Manifest, load_pinned, write_pinned
+from isc_kit.manifest import Manifest
 from isc_kit.metadata import read_metadata
 from isc_kit.pin import plan_pin
+from isc_kit.pinned import load_pinned, write_pinned
 from isc_kit.transfer import fetch
 from isc_kit.verify import verify
 

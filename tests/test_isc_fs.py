@@ -13,8 +13,9 @@ import pytest
 
 from isc_kit.errors import ChecksumMismatchError, ConfigError, IscKitError
 from isc_kit.isc_fs import IscFileSystem
-from isc_kit.manifest import Manifest, load_pinned, write_pinned
+from isc_kit.manifest import Manifest
 from isc_kit.metadata import read_metadata
+from isc_kit.pinned import load_pinned, write_pinned
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

@@ -32,7 +32,7 @@ from _fetch_helpers import PREFIX, fetch_cmd, manifest_for, md5, tree_md5s
 from faultproxy import FaultMix, FaultProxy
 
 from isc_kit.cli.main import main
-from isc_kit.manifest import write_pinned
+from isc_kit.pinned import write_pinned
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from isc_kit.errors import InputFileError
-from isc_kit.manifest import load_pinned, write_pinned
 from isc_kit.metadata import manifest_from_listing, read_metadata
+from isc_kit.pinned import load_pinned, write_pinned
 from isc_kit.source import resolve_source
 
 BUCKET = "drivendata-competition-fb-isc-data"

@@ -24,8 +24,8 @@ def make_project(root: Path, project: Path, *, gt_queries: int | None = None) ->
     """
     from isc_kit.baseline import run_baseline
     from isc_kit.groundtruth import load_ground_truth
-    from isc_kit.manifest import write_pinned
     from isc_kit.metadata import read_metadata
+    from isc_kit.pinned import write_pinned
     from isc_kit.select import Selection, ground_truth_subset, select
 
     manifests = {

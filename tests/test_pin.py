@@ -16,8 +16,9 @@ import pytest
 
 from isc_kit.errors import ChecksumMismatchError, DvcError, InputFileError
 from isc_kit.local import Destination
-from isc_kit.manifest import Manifest, write_pinned
+from isc_kit.manifest import Manifest
 from isc_kit.pin import dvcfile_text, pin, tree_bytes, tree_oid
+from isc_kit.pinned import write_pinned
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 GIT_ID = {

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from _fetch_helpers import expected_md5s, tree_md5s
 
-from isc_kit.manifest import load_pinned
+from isc_kit.pinned import load_pinned
 from isc_kit.source import resolve_source
 from isc_kit.transfer import fetch
 from isc_kit.transfer.getters import AnonGetter, make_getter

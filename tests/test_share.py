@@ -16,8 +16,8 @@ import pytest
 from faultproxy import FaultMix, FaultProxy
 from test_pin import DVC, make_repo, run
 
-from isc_kit.manifest import write_pinned
 from isc_kit.metadata import read_metadata
+from isc_kit.pinned import write_pinned
 from isc_kit.select import Selection, select
 from isc_kit.share import Remote, share
 from isc_kit.source import Source

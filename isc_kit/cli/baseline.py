@@ -79,7 +79,7 @@ def _run_dask(args: argparse.Namespace) -> int:
     from distributed import Client
 
     from ..distributed import describe_on_dask
-    from ..manifest import load_pinned
+    from ..pinned import load_pinned
 
     if not args.pinned or not args.descriptors_out or args.output:
         raise ConfigError("--dask takes --pinned Q R and --descriptors-out Q.h5 R.h5 (and no -o)")

@@ -88,7 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _selection_ids(paths: list[str]) -> tuple[set[str] | None, set[str] | None]:
     """Query and reference ids of the pinned manifests (``None``: that side is not restricted)."""
-    from ..manifest import load_pinned  # lazy: only needed with --selection
+    from ..pinned import load_pinned  # lazy: only needed with --selection
 
     queries: set[str] | None = None
     references: set[str] | None = None

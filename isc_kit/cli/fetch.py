@@ -120,7 +120,7 @@ def report_failures(failed: list[tuple[str, str]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..manifest import load_pinned
+    from ..pinned import load_pinned
     from ..transfer import fetch, plan_fetch
 
     manifest = load_pinned(args.pinned)

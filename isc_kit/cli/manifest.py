@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
-from ..manifest import pinned_bytes
 from ..outputs import check_output, write_output
+from ..pinned import pinned_bytes
 from ._common import (
     add_input_args,
     add_selection_args,

@@ -47,8 +47,8 @@ def progress_bar(desc: str) -> object | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..manifest import load_pinned
     from ..pin import pin, pin_shards
+    from ..pinned import load_pinned
 
     manifest = load_pinned(args.pinned)
     if args.shard:

@@ -50,7 +50,7 @@ def resolve_remote(repo_root: str, spec: str | None, endpoint_url: str | None) -
 
 def run(args: argparse.Namespace) -> int:
     from .._dvcfiles import find_repo
-    from ..manifest import load_pinned
+    from ..pinned import load_pinned
     from ..share import Remote, share
 
     manifest = load_pinned(args.pinned)

@@ -53,7 +53,7 @@ def build_manifest(params_path: str, set_name: str) -> Manifest:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..manifest import load_pinned, write_pinned
+    from ..pinned import load_pinned, write_pinned
     from ..pipeline import read_params, set_metrics, timing_path, write_json
 
     if args.stage == "eval":
@@ -117,7 +117,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate, load_predictions
     from ..evaluate.descriptors import evaluate_descriptors
     from ..groundtruth import load_ground_truth, restrict
-    from ..manifest import load_pinned
+    from ..pinned import load_pinned
     from ..pipeline import read_params, write_json
     from ..source import download
 

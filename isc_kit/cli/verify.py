@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..manifest import load_pinned
+    from ..pinned import load_pinned
     from ..verify import verify
 
     manifest = load_pinned(args.pinned)
