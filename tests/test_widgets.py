@@ -116,13 +116,14 @@ def test_gallery_marks_missing_and_corrupt(tiny_manifests, tmp_path, thumbs, tin
     assert g.tile_captions[:6] == [
         "Q00000",
         "Q00001",
-        "Q00002 (unreadable)",
+        "Q00002 (corrupt)",  # the same word as the enlarged view (its md5 is not the manifest's)
         "Q00003",
         "Q00004 (missing)",
         "Q00005 (missing)",
     ]
     g.click("Q00002")
     assert g.detail_text.endswith("· corrupt")
+    (dest / "Q00003.jpg").write_bytes(b"not a jpeg")  # md5 unknown for a manifest without one: still corrupt
     g.click("Q00004")
     assert g.detail_text == "Q00004 · size unknown · dimensions unknown · missing"
     g.click("Q00001")
@@ -166,6 +167,7 @@ def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp
     with open(gt_path) as fh:
         rows = list(csv.DictReader(fh))
     pairs = {(r["query_id"], r["reference_id"]) for r in rows if r["reference_id"]}
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project without params.yaml yet
     s = Sampler(
         tiny_manifests,
         images,
@@ -180,8 +182,12 @@ def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp
     assert queries == expected_sample([r["query_id"] for r in rows], 8, 2)
     assert set(s.sample["reference"].ids) == {r for q, r in pairs if q in queries}
     assert s.gallery.shown_ids == queries
-    s.gallery._set_box.value = "reference"
+    s._set_box.value = "reference"  # with pairs kept, the set box picks which half to look at
+    assert s.sample["query"].ids == queries  # the same draw
+    assert s.gallery.set_name == "reference"
     assert s.gallery.shown_ids == s.sample["reference"].ids
+    assert "showing reference" in s.status
+    s._set_box.value = "query"
     s.use()
     data = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert sorted(data["sets"]) == ["query", "reference"]
