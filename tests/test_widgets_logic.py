@@ -236,7 +236,7 @@ def test_use_sample_changes_only_its_own_keys(tiny_root: Path, tmp_path: Path):
     id_file = used.files["query"].relative_to(tmp_path).as_posix()
     lines = PARAMS_BEFORE.splitlines(keepends=True)
     start = lines.index("    filters:\n")
-    expected = "".join([*lines[:start], f"    id_file: {id_file}\n", *lines[start + 5:]])
+    expected = "".join([*lines[:start], f"    id_file: {id_file}\n", *lines[start + 5 :]])
     assert params.read_text() == expected  # byte for byte: null, quotes, long lines, flow style, comments
 
 

@@ -25,6 +25,7 @@ from ..manifest import Manifest
 from ..select import Selection, select
 from ._keys import KeyListener
 from ._reach import check_reachable
+from ._tiles import STYLE, Tile, partner_line, partners
 from .imagesource import MISSING, ImageSource, entries
 from .paging import PAGE_SIZES, page_of, page_view, parse_pattern
 from .thumbnails import (
@@ -43,44 +44,11 @@ from .thumbnails import (
 
 logger = logging.getLogger(__name__)
 
-#: Makes the whole tile click its caption button (the "stretched link" pattern), sizes the grid, and
-#: follows JupyterLab's theme through its CSS variables (the fallbacks are the light theme's colours).
-STYLE = """<style>
-.isc-tile { position: relative; border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px;
-  padding: 4px; align-items: center; background: var(--jp-layout-color1, #fafafa);
-  color: var(--jp-ui-font-color1, #222); }
-.isc-tile:hover { border-color: var(--jp-brand-color1, #4a90d9); }
-.isc-tile.isc-selected { border-color: var(--jp-brand-color1, #4a90d9); border-width: 2px; }
-.isc-tile img { max-width: 160px; max-height: 160px; object-fit: contain; }
-.isc-tile .isc-tile-button { position: static; width: 100%; font-family: var(--jp-code-font-family, monospace); }
-.isc-tile .isc-tile-button::after { content: ""; position: absolute; inset: 0; cursor: zoom-in; }
-.isc-detail { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px;
-  background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #222); }
-.isc-detail:focus-within, [data-isc-keys]:focus { outline: none; }
-.isc-detail img { max-width: 512px; max-height: 512px; object-fit: contain; }
-.isc-detail-facts { font-family: var(--jp-code-font-family, monospace); font-size: 12px;
-  color: var(--jp-ui-font-color2, #555); }
-.isc-error { color: var(--jp-error-color1, #b00020); }
-.isc-ok { color: var(--jp-ui-font-color1, #222); }
-</style>"""
-
 
 def _as_mapping(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     return {value.set_name: value} if isinstance(value, Manifest) else {"*": value}
-
-
-class _Tile(widgets.VBox):
-    """One thumbnail and its caption button."""
-
-    def __init__(self, on_click: Any, index: int):
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
-        self.button = widgets.Button(description="", tooltip="enlarge", layout=widgets.Layout(width="160px"))
-        self.button.add_class("isc-tile-button")
-        self.button.on_click(lambda _b: on_click(index))
-        super().__init__([self.image, self.button])
-        self.add_class("isc-tile")
 
 
 class Gallery(widgets.VBox):
@@ -115,10 +83,10 @@ class Gallery(widgets.VBox):
         **kwargs: Any,
     ):
         self._images = _as_mapping(images)
-        self._partners = _partners(ground_truth)
+        self._partners = partners(ground_truth)
         self.pair_viewer = pair_viewer
         self._thumbs = thumbnails or ThumbnailCache()
-        self._tiles: list[_Tile] = []
+        self._tiles: list[Tile] = []
         self._rendering = False
         self._set_box = widgets.Dropdown(description="set", layout=widgets.Layout(width="220px"))
         self._pattern_box = widgets.Text(
@@ -285,8 +253,9 @@ class Gallery(widgets.VBox):
 
     @observe("set_name")
     def _on_set_name(self, change: dict[str, Any]) -> None:
-        if self._set_box.value != self.set_name:
-            self._set_box.value = self.set_name
+        shown = self.set_name if self.set_name in self._set_box.options else None
+        if self._set_box.value != shown:
+            self._set_box.value = shown
         self._refilter()
 
     @observe("pattern")
@@ -406,7 +375,7 @@ class Gallery(widgets.VBox):
         self._page_label.value = view.label() if thumbs or not ids else f"{view.label()} · not loaded"
         self._show_message()
         while len(self._tiles) < len(thumbs):
-            self._tiles.append(_Tile(self._on_tile_click, len(self._tiles)))
+            self._tiles.append(Tile(self._on_tile_click, len(self._tiles)))
         for tile, thumb, state in zip(self._tiles, thumbs, states, strict=False):
             tile.image.format = thumb.format
             tile.image.value = thumb.data
@@ -466,8 +435,8 @@ class Gallery(widgets.VBox):
         self._detail_caption.value = f"<b>{html.escape(detail_caption(image_id, size, dims, state))}</b>"
         local = images.local_path(selection, entry)
         path = str(local) if local is not None else f"s3://{selection.bucket}/{selection.key(entry.relpath)}"
-        partner_line, query = self._partner(selection.set_name, image_id)
-        facts = detail_facts(entry.md5, path, partner_line)
+        truth, query = partner_line(self._partners, selection.set_name, image_id)
+        facts = detail_facts(entry.md5, path, truth)
         self._detail_facts.value = "<br>".join(html.escape(line) for line in facts)
         show_pair = bool(query) and self.pair_viewer is not None
         self._to_pair.layout.display = "flex" if show_pair else "none"
@@ -479,34 +448,6 @@ class Gallery(widgets.VBox):
         self._detail.layout.display = "flex"
         self._keys.active = True
         self._mark_selected()
-
-    def _partner(self, set_name: str, image_id: str) -> tuple[str, str]:
-        """The ground-truth line for the enlarged view, and the query to show in the pair viewer."""
-        if self._partners is None:
-            return "", ""
-        refs, copies, queries = self._partners
-        if set_name == "reference":
-            qs = copies.get(image_id, [])
-            if not qs:
-                return "ground truth: no query is a copy of it", ""
-            return f"ground truth: copied by {', '.join(qs)}", qs[0]
-        if image_id in refs:
-            return f"ground truth: edited copy of {', '.join(refs[image_id])}", image_id
-        if image_id in queries:
-            return "ground truth: distractor (no reference is a copy source)", image_id
-        return "ground truth: not in the ground truth", ""
-
-
-def _partners(gt: GroundTruth | None) -> tuple[dict[str, list[str]], dict[str, list[str]], set[str]] | None:
-    """``(query -> references, reference -> queries, all queries)`` of the ground truth."""
-    if gt is None:
-        return None
-    refs: dict[str, list[str]] = {}
-    copies: dict[str, list[str]] = {}
-    for q, r in sorted(gt.pairs):
-        refs.setdefault(q, []).append(r)
-        copies.setdefault(r, []).append(q)
-    return refs, copies, set(gt.queries)
 
 
 def _narrow() -> widgets.Layout:

@@ -1,0 +1,74 @@
+"""The gallery's parts without state: its style sheet, one tile, and ground-truth partners of an image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..groundtruth import GroundTruth
+
+#: ``(query -> references, reference -> queries, all queries)`` of a ground truth.
+Partners = tuple[dict[str, list[str]], dict[str, list[str]], set[str]]
+
+#: Makes the whole tile click its caption button (the "stretched link" pattern), sizes the grid, and
+#: follows JupyterLab's theme through its CSS variables (the fallbacks are the light theme's colours).
+STYLE = """<style>
+.isc-tile { position: relative; border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px;
+  padding: 4px; align-items: center; background: var(--jp-layout-color1, #fafafa);
+  color: var(--jp-ui-font-color1, #222); }
+.isc-tile:hover { border-color: var(--jp-brand-color1, #4a90d9); }
+.isc-tile.isc-selected { border-color: var(--jp-brand-color1, #4a90d9); border-width: 2px; }
+.isc-tile img { max-width: 160px; max-height: 160px; object-fit: contain; }
+.isc-tile .isc-tile-button { position: static; width: 100%; font-family: var(--jp-code-font-family, monospace); }
+.isc-tile .isc-tile-button::after { content: ""; position: absolute; inset: 0; cursor: zoom-in; }
+.isc-detail { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px;
+  background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #222); }
+.isc-detail:focus-within, [data-isc-keys]:focus { outline: none; }
+.isc-detail img { max-width: 512px; max-height: 512px; object-fit: contain; }
+.isc-detail-facts { font-family: var(--jp-code-font-family, monospace); font-size: 12px;
+  color: var(--jp-ui-font-color2, #555); }
+.isc-error { color: var(--jp-error-color1, #b00020); }
+.isc-ok { color: var(--jp-ui-font-color1, #222); }
+</style>"""
+
+
+class Tile(widgets.VBox):
+    """One thumbnail and its caption button."""
+
+    def __init__(self, on_click: Any, index: int):
+        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
+        self.button = widgets.Button(description="", tooltip="enlarge", layout=widgets.Layout(width="160px"))
+        self.button.add_class("isc-tile-button")
+        self.button.on_click(lambda _b: on_click(index))
+        super().__init__([self.image, self.button])
+        self.add_class("isc-tile")
+
+
+def partners(gt: GroundTruth | None) -> Partners | None:
+    """``(query -> references, reference -> queries, all queries)`` of the ground truth."""
+    if gt is None:
+        return None
+    refs: dict[str, list[str]] = {}
+    copies: dict[str, list[str]] = {}
+    for q, r in sorted(gt.pairs):
+        refs.setdefault(q, []).append(r)
+        copies.setdefault(r, []).append(q)
+    return refs, copies, set(gt.queries)
+
+
+def partner_line(found: Partners | None, set_name: str, image_id: str) -> tuple[str, str]:
+    """The ground-truth line for the enlarged view, and the query to show in the pair viewer."""
+    if found is None:
+        return "", ""
+    refs, copies, queries = found
+    if set_name == "reference":
+        qs = copies.get(image_id, [])
+        if not qs:
+            return "ground truth: no query is a copy of it", ""
+        return f"ground truth: copied by {', '.join(qs)}", qs[0]
+    if image_id in refs:
+        return f"ground truth: edited copy of {', '.join(refs[image_id])}", image_id
+    if image_id in queries:
+        return "ground truth: distractor (no reference is a copy source)", image_id
+    return "ground truth: not in the ground truth", ""
