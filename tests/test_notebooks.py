@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,12 @@ def test_there_are_notebooks_and_they_are_saved_without_outputs():
         nbformat.validate(book)
         code = [c for c in book.cells if c.cell_type == "code"]
         assert all(c.outputs == [] and c.execution_count is None for c in code), path.name
-        assert "EmbeddedS3" in code[0].source, f"{path.name}: the first cell must start the embedded S3"
+        assert "ensure_embedded_s3(SCALE)" in code[0].source, (
+            f"{path.name}: the first cell must start (or reuse) the embedded S3"
+        )
+        assert not any(".stop()" in c.source for c in code), (
+            f"{path.name}: the server lives as long as the kernel"
+        )
         assert "real" in code[0].source.lower(), (
             f"{path.name}: the first cell must say how to use the real bucket"
         )
@@ -99,3 +105,43 @@ def test_notebook_runs_top_to_bottom(
             assert [row.split(",")[0] for row in pinned if row[:1] in "QR" and "," in row] == listed
             assert sorted(p.stem for p in (project / "data" / name).glob("*.jpg")) == listed
         assert (project / "dvc.lock").is_file()
+
+
+ACCESS_LINE = re.compile(r'\d+\.\d+\.\d+\.\d+ - - \[.*\] "(GET|PUT|HEAD|POST)')
+
+
+@pytest.mark.notebook
+def test_run_all_twice_in_one_kernel_with_its_own_quiet_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """01-explore without a server exported: it starts its own; a second Run All in the same kernel works
+    after the server died, and no cell shows an error or a request-log line."""
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("ISC_KIT_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("ISC_KIT_DEMO_SCALE", "tiny")
+    monkeypatch.setenv("ISC_KIT_WIDGET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ISC_KIT_NOTEBOOK_DATA", str(tmp_path / "data"))
+    book = nbformat.read(ROOT / "notebooks/01-explore.ipynb", as_version=4)
+    client = NotebookClient(
+        book, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    endpoints = []
+    with client.setup_kernel():
+        for run in range(2):
+            for index, cell in enumerate(book.cells):
+                if cell.cell_type == "code":
+                    cell.outputs = []
+                    client.execute_cell(cell, index)
+            outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+            assert not [o for o in outputs if o.output_type == "error"]
+            stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+            assert not ACCESS_LINE.search(stderr), stderr[:500]
+            endpoints.append(
+                next(o["text"] for o in book.cells[1].outputs if "S3 endpoint:" in o.get("text", ""))
+            )
+            if run == 0:  # kill the server under the kernel, as a stopped server would be
+                kill = nbformat.v4.new_code_cell("import isc_kit.s3server as s; s._shared.stop()")
+                client.execute_cell(kill, 0)
+    assert endpoints[0] == endpoints[1]  # restarted on the same port
+    assert endpoints[0].startswith("S3 endpoint: http://127.0.0.1:")
