@@ -5,7 +5,7 @@ fence with ``<!-- readme-test: skip: REASON -->``; the list is short and each re
 there. Plain fences are output listings and command synopses, not code, and are not run.
 
 What the harness changes, and nothing else:
-- ``make demo`` runs as ``isc-kit demo`` (the Makefile target after ``make setup``; the venv exists);
+- ``make demo`` runs as ``.venv/bin/isc-kit demo`` (the Makefile target after ``make setup``; the venv exists);
   ``make test`` is dropped (it is this suite).
 - Port 9555 becomes a free port (five people share this machine), and after a line that starts
   ``isc-kit s3 serve ... &`` the script waits until the server listens; background jobs are killed
@@ -184,37 +184,47 @@ WAIT_FOR_PORT = (
 )
 
 
-def bash_script(code: str, port: int) -> str:
-    """The block as the harness runs it (see the module docstring for every change)."""
+def bash_script(blocks: list[Block], port: int) -> str:
+    """The blocks as one shell session, as a reader types them one after the other (see the module
+    docstring for every change); each block is announced on stdout and stderr so its output can be told apart."""
     out = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
-    for line in code.replace("9555", str(port)).splitlines():
-        command = line.split("#", 1)[0].strip()
-        if command == "make test":
-            continue
-        if command == "make demo":
-            line = line.replace("make demo", "isc-kit demo", 1)
-        out.append(line)
-        if command.startswith("isc-kit s3 serve") and command.endswith("&"):
-            out.append(WAIT_FOR_PORT.format(port=port).rstrip())
+    for block in blocks:
+        out.append(f"echo '=== {block.id}'; echo '=== {block.id}' >&2")
+        for line in block.code.replace("9555", str(port)).splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command == "make test":
+                continue
+            if command == "make demo":
+                line = line.replace("make demo", ".venv/bin/isc-kit demo", 1)
+            out.append(line)
+            if command.startswith("isc-kit s3 serve") and command.endswith("&"):
+                out.append(WAIT_FOR_PORT.format(port=port).rstrip())
     return "\n".join(out) + "\n"
 
 
-def _run_bash(code: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    script = bash_script(code, _free_port())
+def _split(text: str, blocks: list[Block]) -> dict[str, str]:
+    parts = re.split(r"^=== (L\d+-\w+)\n", text, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def _run_session(blocks: list[Block], cwd: Path, env: dict[str, str]) -> dict[str, str]:
+    """Run ``blocks`` in one bash session in ``cwd``; each block's stdout + stderr by block id."""
+    script = bash_script(blocks, _free_port())
     run = subprocess.run(
         ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )
     assert run.returncode == 0, (
         f"{script}\n--- stdout\n{run.stdout[-3000:]}\n--- stderr\n{run.stderr[-3000:]}"
     )
-    return run
+    out, err = _split(run.stdout, blocks), _split(run.stderr, blocks)
+    return {b.id: out.get(b.id, "") + err.get(b.id, "") for b in blocks}
 
 
 @pytest.mark.dvc
 @pytest.mark.slow
 def test_bash_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> None:
-    """The quick start in a scratch project (make demo, dvc status, the changed selection and its
-    dvc repro), then the tour's blocks in a scratch folder, each block as one bash script."""
+    """The quick start as one shell session in a scratch project (make demo, dvc status, the changed
+    selection and its dvc repro), then the later blocks as another session in a scratch folder."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISC_KIT_")}
     env["DVC_NO_ANALYTICS"] = "1"
     project = _project_copy(tmp_path / "project")
@@ -224,13 +234,10 @@ def test_bash_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> Non
     quick = [b for b in BASH if b.section == ""]
     rest = [b for b in BASH if b.section != ""]
     assert [b.code.split()[0] for b in quick][:2] == ["make", "source"]
-    outputs = {}
-    for b in quick:
-        outputs[b.id] = _run_bash(b.code, project, env)
-    demo = outputs[quick[0].id]
-    assert "dvc status: clean" in demo.stdout
+    outputs = _run_session(quick, project, env)
+    assert "dvc status: clean" in outputs[quick[0].id]
     change = next(b for b in quick if "sed -i" in b.code)
-    repro = outputs[change.id].stdout + outputs[change.id].stderr
+    repro = outputs[change.id]
     assert "Running stage 'manifest@training'" in repro
     assert "Running stage 'fetch@training'" in repro
     assert "Running stage 'fetch@query'" not in repro  # only the changed set re-fetches
@@ -238,6 +245,5 @@ def test_bash_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> Non
     assert not re.search(r'"GET /[^"]*" 200', repro)  # the embedded S3 is quiet
     on_disk = sorted(p.stem for p in (project / "data/training").glob("*.jpg"))
     assert on_disk == [f"T{i:06d}" for i in range(100, 200)]
-    for b in rest:  # the tour (and any later block) in a folder of its own, outside the project
-        outputs[b.id] = _run_bash(b.code, tour, env)
+    _run_session(rest, tour, env)  # the tour (and any later block) outside the project
     assert len(list((tour / "data/query").glob("*.jpg"))) > 0

@@ -1,7 +1,7 @@
 """Arrow keys and Esc for a widget: a tiny anywidget that listens on its parent container.
 
 ipywidgets has no key events; this adds them without a build step. The listener sits on the
-nearest ancestor with ``data-isc-keys`` (the gallery), which is made focusable and marked
+nearest ancestor with the CSS class ``scope`` (the gallery), which is made focusable and marked
 ``data-lm-suppress-shortcuts`` so JupyterLab's own shortcuts do not take the keys while it has
 focus. Keys typed into text inputs are left alone. Pressing a key sets ``key`` and bumps ``count``.
 """
@@ -14,7 +14,7 @@ from traitlets import Bool, Int, Unicode
 ESM = """
 function render({ model, el }) {
   el.style.display = "none";
-  const host = () => el.closest("[data-isc-keys]") || el.parentElement;
+  const host = () => el.closest("." + model.get("scope")) || el.parentElement;
   const keys = { ArrowLeft: 1, ArrowRight: 1, Escape: 1 };
   const onKey = (e) => {
     if (!model.get("active") || !keys[e.key]) return;
@@ -49,6 +49,7 @@ class KeyListener(anywidget.AnyWidget):
     """Reports ArrowLeft / ArrowRight / Escape pressed inside its container while ``active``."""
 
     _esm = Unicode(ESM).tag(sync=True)
+    scope = Unicode("isc-gallery").tag(sync=True)
     active = Bool(False).tag(sync=True)
     key = Unicode("").tag(sync=True)
     count = Int(0).tag(sync=True)

@@ -24,7 +24,7 @@ STYLE = """<style>
 .isc-tile .isc-tile-button::after { content: ""; position: absolute; inset: 0; cursor: zoom-in; }
 .isc-detail { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px;
   background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #222); }
-.isc-detail:focus-within, [data-isc-keys]:focus { outline: none; }
+.isc-gallery:focus { outline: none; }
 .isc-detail img { max-width: 512px; max-height: 512px; object-fit: contain; }
 .isc-detail-facts { font-family: var(--jp-code-font-family, monospace); font-size: 12px;
   color: var(--jp-ui-font-color2, #555); }
