@@ -102,10 +102,10 @@ def test_gallery_renders_resamples_and_enlarges_in_chromium(tmp_path: Path, monk
 
 # ---------------------------------------------------------------------------------------------- JupyterLab
 
-NOTEBOOK_READY = """() => {
+NOTEBOOK_READY = """(path) => {
   const p = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const k = p && p.sessionContext && p.sessionContext.session && p.sessionContext.session.kernel;
-  return !!(k && k.status === 'idle' && p.content && p.content.widgets.length);
+  return !!(k && k.status === 'idle' && p.context.path === path && p.content.widgets.length);
 }"""
 #: True when every code cell has run, or as soon as one shows an error (Run All stops there).
 RUN_ALL_DONE = """() => {
@@ -153,10 +153,16 @@ def _lab_project(path: Path) -> Path:
 
 def _run_all(page, base: str, token: str, name: str) -> list[list[dict]]:
     """Open ``notebooks/<name>.ipynb`` in Lab, Run All through Lab's own command, return each cell's outputs."""
-    page.goto(f"{base}/lab/tree/notebooks/{name}.ipynb?token={token}", timeout=90_000)
-    page.wait_for_function(NOTEBOOK_READY, timeout=90_000)
+    path = f"notebooks/{name}.ipynb"
+    page.goto(f"{base}/lab/tree/{path}?token={token}&reset", timeout=90_000)  # reset: only this notebook open
+    page.wait_for_function(NOTEBOOK_READY, arg=path, timeout=90_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(RUN_ALL_DONE, timeout=120_000, polling=250)
+    try:
+        page.wait_for_function(RUN_ALL_DONE, timeout=150_000, polling=250)
+    except Exception:
+        page.screenshot(path=f"/tmp/lab-{name}.png", full_page=True)
+        print(page.evaluate(OUTPUTS))
+        raise
     outputs = page.evaluate(OUTPUTS)
     errors = [o for cell in outputs for o in cell if o.get("output_type") == "error"]
     assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
