@@ -227,7 +227,8 @@ def test_jupyterlab_runs_every_notebook_then_pages_and_clicks(tmp_path: Path):
             )
             if update:
                 shots["lab-light"] = tmp_path / "lab-light.png"
-                gallery.screenshot(path=str(shots["lab-light"]))
+                gallery.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+                page.screenshot(path=str(shots["lab-light"]))  # Lab itself around the gallery
             page.evaluate(
                 "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
             )
@@ -240,7 +241,7 @@ def test_jupyterlab_runs_every_notebook_then_pages_and_clicks(tmp_path: Path):
             assert _luminance(svg_text.evaluate("(el) => getComputedStyle(el).fill")) > 0.6  # so do the plots
             if update:
                 shots["lab-dark"] = tmp_path / "lab-dark.png"
-                gallery.screenshot(path=str(shots["lab-dark"]))
+                page.screenshot(path=str(shots["lab-dark"]))
             page.keyboard.press("Escape")
             page.wait_for_function(
                 "() => getComputedStyle(document.querySelector('.isc-gallery .isc-detail')).display === 'none'",
