@@ -1,12 +1,27 @@
-"""The gallery's parts without state: its style sheet, one tile, and ground-truth partners of an image."""
+"""The gallery's parts without state: its style sheet, one tile, what the enlarged view shows, and
+ground-truth partners of an image."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 
 from ..groundtruth import GroundTruth
+from ..manifest import Manifest
+from .imagesource import MISSING, Entry, ImageSource
+from .thumbnails import (
+    DETAIL_SIDE,
+    UNREADABLE,
+    detail_caption,
+    detail_facts,
+    image_size,
+    make_thumbnail,
+    placeholder,
+    problem_word,
+    shown_state,
+)
 
 #: ``(query -> references, reference -> queries, all queries)`` of a ground truth.
 Partners = tuple[dict[str, list[str]], dict[str, list[str]], set[str]]
@@ -72,3 +87,45 @@ def partner_line(found: Partners | None, set_name: str, image_id: str) -> tuple[
     if image_id in queries:
         return "ground truth: distractor (no reference is a copy source)", image_id
     return "ground truth: not in the ground truth", ""
+
+
+@dataclass(frozen=True)
+class DetailContent:
+    """What the enlarged view shows for one image."""
+
+    image: bytes
+    format: str
+    caption: str  # "Q00012 · 23.4 KB · 256×192 px · verified"
+    facts: list[str]  # md5, path, ground truth
+    pair_query: str  # the query to show in a pair viewer ("" when none)
+
+
+def detail_content(
+    manifest: Manifest, entry: Entry, images: ImageSource, found: Partners | None
+) -> DetailContent:
+    """Read ``entry`` from ``images`` and describe it, in the same words as its tile."""
+    data = images.read_many(manifest, [entry]).get(entry.image_id)
+    size: int | None = entry.size
+    dims: tuple[int, int] | None = None
+    problem, big, fmt = "", b"", "jpeg"
+    if isinstance(data, bytes):
+        size, dims = entry.size if entry.size is not None else len(data), image_size(data)
+        try:
+            big = make_thumbnail(data, DETAIL_SIDE)
+        except ValueError:
+            problem = UNREADABLE
+    else:
+        problem = problem_word(data) if data is not None else MISSING
+    state = shown_state(problem, images.state(manifest, entry))
+    if problem:
+        big, fmt = placeholder(state, DETAIL_SIDE // 2), "png"
+    local = images.local_path(manifest, entry)
+    path = str(local) if local is not None else f"s3://{manifest.bucket}/{manifest.key(entry.relpath)}"
+    truth, query = partner_line(found, manifest.set_name, entry.image_id)
+    return DetailContent(
+        big,
+        fmt,
+        detail_caption(entry.image_id, size, dims, state),
+        detail_facts(entry.md5, path, truth),
+        query,
+    )

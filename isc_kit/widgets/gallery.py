@@ -25,20 +25,11 @@ from ..manifest import Manifest
 from ..select import Selection, select
 from ._keys import KeyListener
 from ._reach import check_reachable
-from ._tiles import STYLE, Tile, partner_line, partners
-from .imagesource import MISSING, ImageSource, entries
+from ._tiles import STYLE, Tile, detail_content, partners
+from .imagesource import ImageSource, entries
 from .paging import PAGE_SIZES, page_of, page_view, parse_pattern
 from .thumbnails import (
-    DETAIL_SIDE,
-    UNREADABLE,
     ThumbnailCache,
-    detail_caption,
-    detail_facts,
-    image_size,
-    make_thumbnail,
-    placeholder,
-    problem_word,
-    shown_state,
     tile_caption,
 )
 
@@ -414,30 +405,12 @@ class Gallery(widgets.VBox):
             self._show_message()
             self._close_detail()
             return
-        data = images.read_many(selection, [entry]).get(image_id)
-        size: int | None
-        dims: tuple[int, int] | None
-        problem = ""
-        if isinstance(data, bytes):
-            size, dims = entry.size if entry.size is not None else len(data), image_size(data)
-            try:
-                big, fmt = make_thumbnail(data, DETAIL_SIDE), "jpeg"
-            except ValueError:
-                problem = UNREADABLE
-        else:
-            problem = problem_word(data) if data is not None else MISSING
-            size, dims = entry.size, None
-        state = shown_state(problem, images.state(selection, entry))
-        if problem:
-            big, fmt = placeholder(state, DETAIL_SIDE // 2), "png"
-        self._detail_image.format = fmt
-        self._detail_image.value = big
-        self._detail_caption.value = f"<b>{html.escape(detail_caption(image_id, size, dims, state))}</b>"
-        local = images.local_path(selection, entry)
-        path = str(local) if local is not None else f"s3://{selection.bucket}/{selection.key(entry.relpath)}"
-        truth, query = partner_line(self._partners, selection.set_name, image_id)
-        facts = detail_facts(entry.md5, path, truth)
-        self._detail_facts.value = "<br>".join(html.escape(line) for line in facts)
+        shown = detail_content(selection, entry, images, self._partners)
+        self._detail_image.format = shown.format
+        self._detail_image.value = shown.image
+        self._detail_caption.value = f"<b>{html.escape(shown.caption)}</b>"
+        self._detail_facts.value = "<br>".join(html.escape(line) for line in shown.facts)
+        query = shown.pair_query
         show_pair = bool(query) and self.pair_viewer is not None
         self._to_pair.layout.display = "flex" if show_pair else "none"
         self._to_pair.tooltip = query if show_pair else ""

@@ -106,7 +106,7 @@ def table_html(table: pd.DataFrame) -> str:
 INK = "#010203"
 THEME_INK = "var(--jp-ui-font-color1, #222)"
 #: The figure's style: transparent background, theme ink for everything that is not data.
-THEME_STYLE = {
+THEME_STYLE: Any = {  # typed Any: matplotlib types rc keys as a Literal union
     "figure.facecolor": "none",
     "axes.facecolor": "none",
     "savefig.facecolor": "none",

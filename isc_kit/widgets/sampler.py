@@ -180,7 +180,7 @@ class Sampler(widgets.VBox):
         self._say(f"sample ({how}seed {self.seed}): {counts}; showing {self.set_name}")
         with self.gallery.hold_trait_notifications():
             self.gallery.manifests = dict(sample)
-            self.gallery.set_name = self.set_name if self.set_name in sample else drawn_from
+            self.gallery.set_name = self.set_name if self.set_name in sample else str(drawn_from)
         self.gallery.selected = ""
 
     def _say(self, text: str, *, error: bool = False) -> None:
