@@ -221,6 +221,10 @@ def test_jupyterlab_runs_every_notebook_then_pages_and_clicks(tmp_path: Path):
                 "(el) => el.textContent.startsWith('Q00012 · ')", arg=caption.element_handle(), timeout=30_000
             )
             assert "md5 " in gallery.locator(".isc-detail-facts").inner_text()
+            page.wait_for_function(  # the enlarged view takes the keyboard focus
+                "() => !!(document.activeElement && document.activeElement.closest('.isc-gallery'))",
+                timeout=30_000,
+            )
             page.keyboard.press("ArrowRight")
             page.wait_for_function(
                 "(el) => el.textContent.startsWith('Q00013 · ')", arg=caption.element_handle(), timeout=30_000
@@ -242,6 +246,7 @@ def test_jupyterlab_runs_every_notebook_then_pages_and_clicks(tmp_path: Path):
             if update:
                 shots["lab-dark"] = tmp_path / "lab-dark.png"
                 page.screenshot(path=str(shots["lab-dark"]))
+            caption.click()  # the theme switch took the focus: give it back to the gallery, then Esc
             page.keyboard.press("Escape")
             page.wait_for_function(
                 "() => getComputedStyle(document.querySelector('.isc-gallery .isc-detail')).display === 'none'",

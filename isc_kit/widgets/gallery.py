@@ -405,6 +405,7 @@ class Gallery(widgets.VBox):
             self._show_message()
             self._close_detail()
             return
+        self._keys.active = True  # before the caption: a key pressed once it shows is already heard
         shown = detail_content(selection, entry, images, self._partners)
         self._detail_image.format = shown.format
         self._detail_image.value = shown.image
@@ -419,7 +420,6 @@ class Gallery(widgets.VBox):
         self._before.disabled = index <= 0
         self._after.disabled = index >= len(ids) - 1
         self._detail.layout.display = "flex"
-        self._keys.active = True
         self._mark_selected()
 
 
