@@ -145,3 +145,44 @@ def test_run_all_twice_in_one_kernel_with_its_own_quiet_server(
                 client.execute_cell(kill, 0)
     assert endpoints[0] == endpoints[1]  # restarted on the same port
     assert endpoints[0].startswith("S3 endpoint: http://127.0.0.1:")
+
+
+def test_the_git_filter_strips_what_lab_adds(tmp_path: Path):
+    """scripts/nbstrip.py (git's clean filter for *.ipynb) turns a run-and-saved notebook back into the
+    committed one: no outputs, counts, widget state or timings."""
+    import json
+
+    path = ROOT / "notebooks/01-explore.ipynb"
+    book = json.loads(path.read_text())
+    book["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    book["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python"}
+    for cell in book["cells"]:
+        cell["metadata"] = {"execution": {"iopub.status.busy": "2026-12-01T19:00:00"}, "scrolled": True}
+        if cell["cell_type"] == "code":
+            cell["execution_count"] = 7
+            cell["outputs"] = [{"output_type": "stream", "name": "stderr", "text": ["127.0.0.1 - - [...]\n"]}]
+    saved = json.dumps(book, indent=2)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/nbstrip.py")],
+        input=saved,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "output_type" not in run.stdout
+    assert run.stdout == path.read_text()  # byte for byte what git stores
+    assert "*.ipynb filter=nbstrip" in (ROOT / ".gitattributes").read_text()
+    assert 'filter.nbstrip.clean "python3 scripts/nbstrip.py"' in (ROOT / "Makefile").read_text()
+    assert "notebooks/data/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_no_tracked_notebook_has_outputs():
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked
+    for name in tracked:
+        blob = subprocess.run(
+            ["git", "show", f":{name}"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        assert '"output_type"' not in blob.stdout, name
