@@ -373,6 +373,7 @@ def test_sampler_explains_why_pairs_are_unavailable(tiny_manifests, images, thum
     assert s._pairs_box.tooltip == "Keeping pairs needs the ground truth: pass ground_truth= to the sampler."
     s.keep_pairs = True  # from code anyway: the draw stays a plain sample, and says what it shows
     assert s.status == "sample (seed 0): 3 query; showing query"
+
     def refuse(*_args, **_kwargs):
         raise ConfigError("no such sample")
 
