@@ -28,7 +28,6 @@ def strip(book: dict) -> dict:
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
-        cell.pop("attachments", None) if cell.get("cell_type") != "markdown" else None
     return book
 
 
