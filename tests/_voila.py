@@ -155,8 +155,11 @@ def jupyterlab_server(
         "--ServerApp.port_retries=0",
         "--LabApp.expose_app_in_browser=True",
     ]
+    inherited = {
+        k: v for k, v in os.environ.items() if k != "ISC_KIT_ENDPOINT_URL"
+    }  # notebooks start their own
     lab_env = {
-        **os.environ,
+        **inherited,
         **env,
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),

@@ -118,7 +118,8 @@ def test_run_all_twice_in_one_kernel_with_its_own_quiet_server(
     after the server died, and no cell shows an error or a request-log line."""
     from nbclient import NotebookClient
 
-    monkeypatch.delenv("ISC_KIT_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("ISC_KIT_ENDPOINT_URL", "")
+    monkeypatch.delenv("ISC_KIT_ENDPOINT_URL")
     monkeypatch.setenv("ISC_KIT_DEMO_SCALE", "tiny")
     monkeypatch.setenv("ISC_KIT_WIDGET_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ISC_KIT_NOTEBOOK_DATA", str(tmp_path / "data"))

@@ -66,7 +66,8 @@ def test_ensure_embedded_s3_reuses_restarts_and_respects_a_foreign_endpoint(
 ) -> None:
     from isc_kit import s3server
 
-    monkeypatch.delenv("ISC_KIT_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("ISC_KIT_ENDPOINT_URL", "")  # recorded, so the value the function exports is undone
+    monkeypatch.delenv("ISC_KIT_ENDPOINT_URL")
     monkeypatch.setattr(s3server, "_shared", None)
     try:
         first = s3server.ensure_embedded_s3(None)
