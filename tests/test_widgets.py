@@ -243,6 +243,13 @@ def test_pair_viewer_steps_through_pairs_and_marks_distractors(tiny_manifests, i
     assert [c._dom_classes for c in pv._ref_box.children] == [("isc-pair-distractor",)]
     pv._prev.click()
     assert pv.index == 0
+    pv._jump_box.value = matched[1]["query_id"]  # the jump box switches back to "all" when needed
+    assert (pv.show, pv.query_id) == ("all", matched[1]["query_id"])
+    pv._keys.key = "ArrowRight"
+    pv._keys.count += 1
+    assert pv.query_id == rows[[r["query_id"] for r in rows].index(matched[1]["query_id"]) + 1]["query_id"]
+    pv._jump_box.value = "Q99999"
+    assert "Q99999 is not a query" in pv._caption_box.value
 
 
 def test_overview_counts_bytes_and_verified_share(tiny_manifests, tmp_path, tiny_root):

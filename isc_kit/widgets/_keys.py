@@ -37,7 +37,7 @@ function render({ model, el }) {
     bound = h;
   };
   const focus = () => { bind(); if (model.get("active") && bound) bound.focus({ preventScroll: true }); };
-  requestAnimationFrame(focus);
+  requestAnimationFrame(bind);  // never take the focus on display: only when activated (a tile click)
   model.on("change:active", focus);
   return () => { if (bound) bound.removeEventListener("keydown", onKey); };
 }

@@ -23,6 +23,7 @@ from traitlets import Int, List, Unicode, observe, validate
 from ..errors import ConfigError, InputFileError, IscKitError, Problem
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
+from ._keys import KeyListener
 from .imagesource import ImageSource, entries
 from .thumbnails import ThumbnailCache, shown_state
 
@@ -143,6 +144,15 @@ class PairViewer(widgets.VBox):
         )
         self._next = widgets.Button(icon="angle-right", tooltip="next", layout=widgets.Layout(width="40px"))
         self._label = widgets.Label()
+        self._jump_box = widgets.Text(
+            placeholder="go to query, e.g. Q00123",
+            continuous_update=False,
+            layout=widgets.Layout(width="200px"),
+        )
+        self._jump_box.add_class("isc-pair-jump")
+        self._jump_box.observe(self._on_jump_box_value, "value")
+        self._keys = KeyListener(scope="isc-pairs", active=True)  # ← → step while the viewer has focus
+        self._keys.observe(self._on_keys_count, "count")
         self._caption_box = widgets.HTML()
         self._caption_box.add_class("isc-pair-caption")
         self._query_panel = _Panel("isc-pair-query")
@@ -153,9 +163,10 @@ class PairViewer(widgets.VBox):
         super().__init__(
             [
                 widgets.HBox([self._show_box]),
-                widgets.HBox([self._prev, self._label, self._next]),
+                widgets.HBox([self._prev, self._label, self._next, self._jump_box]),
                 self._caption_box,
                 widgets.HBox([self._query_panel, self._ref_box]),
+                self._keys,
             ],
             **kwargs,
         )
@@ -182,6 +193,16 @@ class PairViewer(widgets.VBox):
             return self._images.get(set_name) or self._images["*"]
         assert self._image is not None  # one of the two is set by the constructor
         return self._image
+
+    def _on_jump_box_value(self, change: dict[str, Any]) -> None:
+        wanted = change["new"].strip()
+        if wanted and not self.show_query(wanted):
+            self.message = f"{wanted} is not a query of this ground truth and selection; check the id"
+            self._caption_box.value = f'<span class="isc-error">{html.escape(self.message)}</span>'
+
+    def _on_keys_count(self, change: dict[str, Any]) -> None:
+        if self._keys.key in ("ArrowLeft", "ArrowRight"):
+            self._step(-1 if self._keys.key == "ArrowLeft" else 1)
 
     @observe("show")
     def _on_show(self, change: dict[str, Any]) -> None:
