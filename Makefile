@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile setup.py isc_kit/_md5x.c | cksum | cut -d' ' -f1)
 SCALE ?= demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup nbfilter demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ $(STAMP): pyproject.toml Makefile
 	@# bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set, each CLI run would recompile pandas
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP)
+## The venv, and git's notebook filter (outputs and volatile metadata never reach git; see .gitattributes).
+setup: $(STAMP) nbfilter
+
+nbfilter:
+	@# a linked worktree shares its repository's config: leave that to the main checkout
+	@if git rev-parse --git-dir >/dev/null 2>&1 && \
+	  [ "$$(git rev-parse --git-dir)" = "$$(git rev-parse --git-common-dir)" ]; then \
+	  git config filter.nbstrip.clean "python3 scripts/nbstrip.py" && \
+	  git config filter.nbstrip.smudge cat && \
+	  git config filter.nbstrip.required false; fi
 
 ## Start the embedded S3, `dvc repro` the demo selection, print the summary.
 demo: setup

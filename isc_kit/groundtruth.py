@@ -10,14 +10,19 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .catalog import SETS, ImageSet
 from .errors import InputFileError, Problem, ProblemCollector
 from .inputs import GROUND_TRUTH_LIMIT, read_input, utf16_error
+
+if TYPE_CHECKING:
+    from .source import Source
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +95,23 @@ class GroundTruth:
         )
 
 
-def load_ground_truth(path: str | Path) -> GroundTruth:
-    """Read and validate a ground-truth CSV; raises :class:`InputFileError` naming the bad lines.
+def load_ground_truth(path: str | Path, *, source: Source | None = None) -> GroundTruth:
+    """Read and validate a ground-truth CSV (local, or ``s3://`` through ``source``); raises
+    :class:`InputFileError` naming the bad lines.
 
     Accepts the publisher's form (header ``query_id,reference_id``, empty reference for a
     distractor) and the headerless two-column form; a UTF-8 BOM and CRLF line ends are fine.
     Rejected: other headers, rows without exactly two columns, malformed ids, repeated rows
     and a query listed both as a distractor and with a match.
     """
-    path = Path(path)
+    path = os.fspath(path)  # a str, so an s3:// URL stays one
     is_query, query_desc = query_id_checker()
     is_ref, ref_desc = reference_id_checker()
     problem = ProblemCollector()
 
     pairs: dict[tuple[str, str], int] = {}
     distractors: dict[str, int] = {}
-    data = read_input(path, what="ground-truth CSV", limit=GROUND_TRUTH_LIMIT)
+    data = read_input(path, what="ground-truth CSV", limit=GROUND_TRUTH_LIMIT, source=source)
     utf16 = utf16_error(str(path), data)
     if utf16 is not None:
         raise utf16

@@ -10,7 +10,9 @@ too, so it can be handed to fsspec calls.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -68,12 +70,28 @@ class _Adapted:
 
 
 def as_progress(progress: Any) -> Progress:
-    """``None`` -> :data:`NO_PROGRESS`; a full :class:`Progress` as it is; an fsspec Callback adapted."""
-    if progress is None:
+    """``None``/``False`` -> :data:`NO_PROGRESS`; a full :class:`Progress` as it is; an fsspec Callback adapted."""
+    if progress is None or progress is False:
         return NO_PROGRESS
     if isinstance(progress, Progress):
         return progress
     return _Adapted(progress)
+
+
+@contextlib.contextmanager
+def default_progress(progress: Any, desc: str, files: int) -> Iterator[Progress]:
+    """The caller's progress; for ``None`` inside a notebook a widget bar made (and closed) here.
+
+    So a long step shows a bar in Jupyter without being asked; ``progress=False`` shows none.
+    """
+    if progress is None and files and in_notebook():
+        bar = TqdmProgress(desc, files=files, notebook=True)
+        try:
+            yield bar
+        finally:
+            bar.close()
+        return
+    yield as_progress(progress)
 
 
 def in_notebook() -> bool:
@@ -174,4 +192,12 @@ def progress_bar(
     return TqdmProgress(desc, files=files, notebook=notebook, **kw)
 
 
-__all__ = ["NO_PROGRESS", "NoProgress", "Progress", "TqdmProgress", "as_progress", "progress_bar"]
+__all__ = [
+    "NO_PROGRESS",
+    "NoProgress",
+    "Progress",
+    "TqdmProgress",
+    "as_progress",
+    "default_progress",
+    "progress_bar",
+]

@@ -446,15 +446,7 @@ def _ground_truth_subset(manifest: Manifest, spec: GroundTruthSpec, source: Sour
 
     if manifest.set_name not in ("query", "reference", "phase2"):
         raise ConfigError(f"--ground-truth selects query and reference images, not {manifest.set_name}")
-    if spec.file.startswith("s3://"):
-        import tempfile
-
-        from .source import download
-
-        with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
-            gt = load_ground_truth(download(source, spec.file, tmp))
-    else:
-        gt = load_ground_truth(spec.file)
+    gt = load_ground_truth(spec.file, source=source)
     queries, refs = ground_truth_subset(
         gt.pairs,
         sorted(gt.queries),

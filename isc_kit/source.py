@@ -7,7 +7,6 @@ creates the s3fs filesystem, and :func:`list_objects` lists a prefix server-side
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,20 +209,6 @@ def list_objects(source: Source, prefix: str, fs: Any = None) -> Iterator[dict[s
 def foreign_error(err: BaseException) -> bool:
     """An exception of the S3 client stack (botocore, aiobotocore, aiohttp), not a bug of ours."""
     return type(err).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs")
-
-
-def download(source: Source, url: str, folder: str | os.PathLike[str]) -> str:
-    """Copy the object at ``url`` (through ``source``'s endpoint and signing) into ``folder``; its local path."""
-    target = os.path.join(os.fspath(folder), url.rstrip("/").rsplit("/", 1)[-1])
-    try:
-        make_filesystem(source).get(url, target)
-    except (OSError, ValueError) as err:
-        raise translate_error(err, url, source) from err
-    except Exception as err:
-        if not foreign_error(err):
-            raise
-        raise translate_error(err, url, source) from err
-    return target
 
 
 def read_objects(source: Source, keys: list[str], *, fs: Any = None) -> list[bytes | SourceError]:

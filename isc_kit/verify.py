@@ -20,6 +20,7 @@ from .errors import DestinationError
 from .local import CORRUPT, MISSING, UNVERIFIED, VERIFIED, Destination, LocalStatus, compare
 from .manifest import Manifest
 from .pinned import load_pinned
+from .progress import default_progress
 
 if TYPE_CHECKING:
     from .transfer import FetchPlan
@@ -133,7 +134,8 @@ def verify(
 ) -> VerifyReport:
     """Hash every file ``manifest`` lists under ``dest`` (``jobs`` processes; default: all cores)."""
     started = time.perf_counter()
-    local = compare(manifest, dest, rehash=True, jobs=jobs, progress=progress)
+    with default_progress(progress, "verify", len(manifest)) as bar:
+        local = compare(manifest, dest, rehash=True, jobs=jobs, progress=bar)
     corrupt = [manifest.relpaths[r] for r in local.rows(CORRUPT)]
     try:  # drop what is now known bad; skipped (nothing lost) while a fetch appends
         records.compact(local.dest.record_path, drop=corrupt)

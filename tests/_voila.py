@@ -1,4 +1,4 @@
-"""Helpers for the browser test: a gallery notebook, a Voila server on loopback, and Chromium's options."""
+"""Helpers for the browser tests: a gallery notebook, Voila and JupyterLab servers on loopback, Chromium options."""
 
 from __future__ import annotations
 
@@ -73,13 +73,13 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"voila exited with {proc.returncode} before listening on port {port}")
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening on port {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.2)  # polling for readiness, not timing anything
-    raise RuntimeError(f"voila did not listen on port {port} within {timeout:.0f} s")
+    raise RuntimeError(f"the server did not listen on port {port} within {timeout:.0f} s")
 
 
 @contextmanager
@@ -109,6 +109,75 @@ def voila_server(notebook: Path, env: Mapping[str, str], log: Path) -> Iterator[
             proc.terminate()
             try:
                 proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _lab_settings(folder: Path, theme: str) -> Path:
+    """User settings for a test Lab: a theme, and no news or update checks (no network)."""
+    import json
+
+    def put(plugin: str, values: dict[str, object]) -> None:
+        path = folder / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+    put("apputils-extension/themes", {"theme": theme})
+    put("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})
+    put("extensionmanager-extension/plugin", {"enabled": False})
+    return folder
+
+
+@contextmanager
+def jupyterlab_server(
+    root: Path, env: Mapping[str, str], log: Path, *, theme: str = "JupyterLab Light"
+) -> Iterator[tuple[str, str]]:
+    """Real JupyterLab on 127.0.0.1 at a free port over ``root``; yields ``(base URL, token)``.
+
+    ``window.jupyterapp`` is exposed so a test can run Lab's own commands (``notebook:run-all-cells``).
+    """
+    import secrets
+
+    port = free_port()
+    token = secrets.token_hex(16)
+    state = log.parent / "lab-state"
+    settings = _lab_settings(state / "settings", theme)
+    lab = shutil.which("jupyter-lab", path=str(Path(sys.executable).parent))
+    cmd = [lab] if lab else [sys.executable, "-m", "jupyterlab"]
+    cmd += [
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    inherited = {
+        k: v for k, v in os.environ.items() if k != "ISC_KIT_ENDPOINT_URL"
+    }  # notebooks start their own
+    lab_env = {
+        **inherited,
+        **env,
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=lab_env, stdout=out, stderr=out)
+        try:
+            _wait_listening(port, proc, timeout=90)
+            yield f"http://127.0.0.1:{port}", token
+        except BaseException:
+            out.flush()
+            print(f"--- jupyter lab log ({log}) ---\n{log.read_text(errors='replace')[-6000:]}")
+            raise
+        finally:
+            proc.terminate()  # Lab shuts its kernels down, and each kernel's embedded S3 with it
+            try:
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

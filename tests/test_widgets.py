@@ -117,13 +117,14 @@ def test_gallery_marks_missing_and_corrupt(tiny_manifests, tmp_path, thumbs, tin
     assert g.tile_captions[:6] == [
         "Q00000",
         "Q00001",
-        "Q00002 (unreadable)",
+        "Q00002 (corrupt)",  # the same word as the enlarged view (its md5 is not the manifest's)
         "Q00003",
         "Q00004 (missing)",
         "Q00005 (missing)",
     ]
     g.click("Q00002")
     assert g.detail_text.endswith("· corrupt")
+    (dest / "Q00003.jpg").write_bytes(b"not a jpeg")  # md5 unknown for a manifest without one: still corrupt
     g.click("Q00004")
     assert g.detail_text == "Q00004 · size unknown · dimensions unknown · missing"
     g.click("Q00001")
@@ -167,6 +168,7 @@ def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp
     with open(gt_path) as fh:
         rows = list(csv.DictReader(fh))
     pairs = {(r["query_id"], r["reference_id"]) for r in rows if r["reference_id"]}
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project without params.yaml yet
     s = Sampler(
         tiny_manifests,
         images,
@@ -181,8 +183,12 @@ def test_sampler_keep_pairs_writes_both_sets(tiny_manifests, images, thumbs, tmp
     assert queries == expected_sample([r["query_id"] for r in rows], 8, 2)
     assert set(s.sample["reference"].ids) == {r for q, r in pairs if q in queries}
     assert s.gallery.shown_ids == queries
-    s.gallery._set_box.value = "reference"
+    s._set_box.value = "reference"  # with pairs kept, the set box picks which half to look at
+    assert s.sample["query"].ids == queries  # the same draw
+    assert s.gallery.set_name == "reference"
     assert s.gallery.shown_ids == s.sample["reference"].ids
+    assert "showing reference" in s.status
+    s._set_box.value = "query"
     s.use()
     data = yaml.safe_load((tmp_path / "params.yaml").read_text())
     assert sorted(data["sets"]) == ["query", "reference"]
@@ -238,6 +244,13 @@ def test_pair_viewer_steps_through_pairs_and_marks_distractors(tiny_manifests, i
     assert [c._dom_classes for c in pv._ref_box.children] == [("isc-pair-distractor",)]
     pv._prev.click()
     assert pv.index == 0
+    pv._jump_box.value = matched[1]["query_id"]  # the jump box switches back to "all" when needed
+    assert (pv.show, pv.query_id) == ("all", matched[1]["query_id"])
+    pv._keys.key = "ArrowRight"
+    pv._keys.count += 1
+    assert pv.query_id == rows[[r["query_id"] for r in rows].index(matched[1]["query_id"]) + 1]["query_id"]
+    pv._jump_box.value = "Q99999"
+    assert "Q99999 is not a query" in pv._caption_box.value
 
 
 def test_overview_counts_bytes_and_verified_share(tiny_manifests, tmp_path, tiny_root):
@@ -261,10 +274,119 @@ def test_overview_counts_bytes_and_verified_share(tiny_manifests, tmp_path, tiny
     r1 = ov.stats.set_index("image_id").loc["Q00001"]
     assert (int(r1["width"]), int(r1["height"])) == (w, h)
     assert "4 (20%)" in ov._table_box.value
-    assert Image.open(io.BytesIO(ov._plot.value)).format == "PNG"
+    svg = ov._plot.value
+    assert svg.startswith("<svg")
+    assert "var(--jp-ui-font-color1" in svg  # text and axes follow the theme
+    assert "#010203" not in svg
+    assert "fill: #ffffff" not in svg  # no white card behind the plot
 
 
 def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_gallery_jump_keys_and_detail_facts(tiny_manifests, images, thumbs, tiny_root):
+    gt = load_ground_truth(tiny_root / "metadata/public_ground_truth.csv")
+    query, reference = tiny_manifests["query"], tiny_manifests["reference"]
+    pv = PairViewer(gt, query, reference, images, thumbnails=thumbs)
+    g = Gallery(tiny_manifests, images, thumbnails=thumbs, page_size=12, ground_truth=gt, pair_viewer=pv)
+    g._jump_box.value = "Q00015"
+    assert (g.page, g.selected) == (1, "Q00015")
+    assert g.detail_text.startswith("Q00015 · ")
+    g._keys.key = "ArrowLeft"
+    g._keys.count += 1  # what the browser sends for ←
+    assert (g.page, g.selected) == (1, "Q00014")
+    g.step(-3)  # across the page boundary: the page follows
+    assert (g.page, g.selected) == (0, "Q00011")
+    g._keys.key = "Escape"
+    g._keys.count += 1
+    assert g.selected == ""
+    assert g._detail.layout.display == "none"
+    assert not g.jump("Q99999")
+    assert "Q99999 is not in the query selection" in g.message
+    matched = sorted(gt.pairs)[0]
+    g.jump(matched[0])
+    md5 = query.table.set_index("image_id").loc[matched[0], "md5"]
+    facts = g.detail_facts.splitlines()
+    assert facts[0] == f"md5 {md5}"
+    assert facts[1] == f"path {tiny_root / 'all/query_images' / (matched[0] + '.jpg')}"
+    assert facts[2].startswith(f"ground truth: edited copy of {matched[1]}")
+    g._to_pair.click()  # the link into the pair view
+    assert pv.query_id == matched[0]
+    assert pv.reference_ids == [r for q, r in sorted(gt.pairs) if q == matched[0]]
+    g.set_name = "reference"
+    g.jump(matched[1])
+    assert f"ground truth: copied by {matched[0]}" in g.detail_facts
+
+
+def test_pair_viewer_shows_a_distractors_best_candidates(tiny_manifests, images, thumbs, tiny_root, tmp_path):
+    gt = load_ground_truth(tiny_root / "metadata/public_ground_truth.csv")
+    distractor = sorted(gt.distractors)[0]
+    refs = tiny_manifests["reference"].ids
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text(
+        "query_id,reference_id,score\n"
+        f"{distractor},{refs[0]},0.25\n{distractor},{refs[1]},0.75\n{distractor},{refs[2]},0.5\n"
+        f"{distractor},{refs[3]},0.1\n"
+    )
+    pv = PairViewer(
+        gt,
+        tiny_manifests["query"],
+        tiny_manifests["reference"],
+        images,
+        thumbnails=thumbs,
+        predictions=predictions,
+    )
+    pv.show = "distractors"
+    assert pv.query_id == distractor
+    panels = pv._ref_box.children
+    assert [p._dom_classes for p in panels] == [("isc-pair-distractor",)] + [("isc-pair-candidate",)] * 3
+    titles = [p.title.value for p in panels[1:]]
+    assert [t.split("</b> ")[1] for t in titles] == [refs[1], refs[2], refs[0]]  # best first
+    assert "score 0.750" in titles[0]
+    assert all(p.image.value for p in panels[1:])  # pictures, not text only
+
+
+def test_widgets_say_once_that_a_dead_endpoint_cannot_be_reached(tiny_manifests, tmp_path):
+    import socket
+
+    from isc_kit.source import Source
+    from isc_kit.widgets import S3Images
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    images = S3Images(Source(endpoint_url=url), cache_dir=tmp_path / "cache")
+    g = Gallery(tiny_manifests["query"], images, thumbnails=ThumbnailCache(tmp_path / "thumbs"), page_size=6)
+    assert g.message.startswith(f"cannot reach S3 at {url} (")
+    assert "rerun the notebook's first cell" in g.message
+    assert g._message_box.value.count("cannot reach") == 1
+    assert g.shown_ids == []  # no blank "(unreadable)" tiles
+    assert g._page_label.value.endswith("· not loaded")
+    g._next.click()
+    assert g.page == 1
+    assert g.shown_ids == []
+    assert g._message_box.value.count("cannot reach") == 1
+
+
+def test_sampler_explains_why_pairs_are_unavailable(tiny_manifests, images, thumbs, tmp_path, monkeypatch):
+    from isc_kit.errors import ConfigError
+    from isc_kit.widgets import sampler as sampler_module
+
+    s = Sampler(tiny_manifests, images, params_path=tmp_path / "params.yaml", size=3, thumbnails=thumbs)
+    assert s._pairs_box.disabled
+    assert s._pairs_box.tooltip == "Keeping pairs needs the ground truth: pass ground_truth= to the sampler."
+    s.keep_pairs = True  # from code anyway: the draw stays a plain sample, and says what it shows
+    assert s.status == "sample (seed 0): 3 query; showing query"
+
+    def refuse(*_args, **_kwargs):
+        raise ConfigError("no such sample")
+
+    monkeypatch.setattr(sampler_module, "draw_sample", refuse)
+    s.seed = 5
+    assert s.status == "no such sample"
+    assert s.sample == {}
+    assert s.gallery.shown_ids == []  # the gallery never keeps an older sample beside an error

@@ -190,3 +190,67 @@ def test_draw_sample_keeps_ground_truth_pairs(tiny_root: Path):
     assert not (refs - matched) & {ref for _, ref in pairs}
     with pytest.raises(ConfigError, match="needs a query set"):
         draw_sample({"reference": r}, "reference", 3, 0, ground_truth=gt)
+
+
+# ---------------------------------------------------------------------------------------------- use this sample
+
+LONG = (
+    "s3://drivendata-competition-fb-isc-data/metadata/a-rather-long-folder-name/reference_images_metadata.csv"
+)
+PARAMS_BEFORE = f"""\
+# isc_kit pipeline parameters
+source:
+  bucket: drivendata-competition-fb-isc-data   # base name
+  region: 'us-west'                            # single quotes
+  endpoint_url: null                           # null: from the environment
+  anon: true
+ground_truth: {{file: "s3://b/metadata/public_ground_truth.csv", queries: 200, distractors: 100, seed: 0}}
+sets:
+  query:
+    metadata: {LONG}
+    filters:
+      - exclude: "*"
+      - include: 'Q00*'
+    sample: 300   # replaced by the id file
+    seed: 0
+  reference:
+    metadata: "{LONG}"
+    ground_truth: true
+  training:
+    metadata: s3://b/metadata/training_images_metadata.csv
+    filters:
+      - {{exclude: "*"}}
+      - {{include: "T000*"}}
+    prefix: null
+"""
+
+
+def test_use_sample_changes_only_its_own_keys(tiny_root: Path, tmp_path: Path):
+    from isc_kit.select import Selection, select
+    from isc_kit.widgets import use_sample
+
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS_BEFORE)
+    q = read_metadata(tiny_root / "metadata/query_images_metadata.csv", "query")
+    used = use_sample({"query": select(q, Selection(sample=4, seed=0))}, params)
+    id_file = used.files["query"].relative_to(tmp_path).as_posix()
+    lines = PARAMS_BEFORE.splitlines(keepends=True)
+    start = lines.index("    filters:\n")
+    expected = "".join([*lines[:start], f"    id_file: {id_file}\n", *lines[start + 5 :]])
+    assert params.read_text() == expected  # byte for byte: null, quotes, long lines, flow style, comments
+
+
+def test_use_sample_outside_a_project_refuses(
+    tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from isc_kit.select import Selection, select
+    from isc_kit.widgets import use_sample
+
+    monkeypatch.chdir(tmp_path)
+    q = read_metadata(tiny_root / "metadata/query_images_metadata.csv", "query")
+    with pytest.raises(ConfigError, match=r"is not a DVC project \(no dvc.yaml\): pass params_path="):
+        use_sample({"query": select(q, Selection(sample=2, seed=0))}, "params.yaml")
+    assert list(tmp_path.iterdir()) == []  # no stray params.yaml, no selections/
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # inside a project a missing params.yaml is created
+    use_sample({"query": select(q, Selection(sample=2, seed=0))}, "params.yaml")
+    assert "id_file: selections/query-" in (tmp_path / "params.yaml").read_text()

@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     params = read_params(project / "params.yaml")
     dvc = dvc_command()
     logger.info("starting the embedded S3 (%s scale) ...", args.scale)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     server = EmbeddedS3(args.scale).start()
     env = {**os.environ, "ISC_KIT_ENDPOINT_URL": server.endpoint_url, "DVC_NO_ANALYTICS": "1"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

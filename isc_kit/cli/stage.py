@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 
 from ..manifest import Manifest
@@ -119,15 +118,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..groundtruth import load_ground_truth, restrict
     from ..pinned import load_pinned
     from ..pipeline import read_params, write_json
-    from ..source import download
 
     params = read_params(args.params)
     queries, references = load_pinned(args.query_pinned), load_pinned(args.reference_pinned)
-    with tempfile.TemporaryDirectory(prefix="isc-kit-gt-") as tmp:
-        gt_file = params.ground_truth["file"]
-        gt = load_ground_truth(
-            download(params.source, gt_file, tmp) if gt_file.startswith("s3://") else gt_file
-        )
+    gt = load_ground_truth(params.ground_truth["file"], source=params.source)
     q_ids, r_ids = set(queries.ids), set(references.ids)
     gt, _ = restrict(gt, q_ids, r_ids)
     descriptors = _descriptor_paths(args.output)

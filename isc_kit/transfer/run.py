@@ -19,7 +19,7 @@ from ..catalog import DEFAULT_BUCKET, REGIONS
 from ..errors import ConfigError, EmptySelectionError
 from ..local import CORRUPT, MISSING, UNVERIFIED, Destination, as_destination
 from ..manifest import Item, Manifest
-from ..progress import Progress, as_progress
+from ..progress import Progress, as_progress, default_progress
 from ..source import Source, resolve_source, unreachable, where
 from .bodywriter import BodyWriter
 from .engine import Engine, Tally, monotonic, run_sync
@@ -204,13 +204,12 @@ def fetch(
         first_key = manifest.key(manifest.relpaths[todo[0]])
         sources = rank_by_probe(sources, first_key) if region == "auto" else reachable(sources, first_key)
     result = FetchResult(region=sources[0].region)
-    progress = as_progress(progress)
     if not todo and not (prune and plan.extra):
         plan.dest.remove_temps(plan.temps, locked=False)  # only temps of dead writers; nothing else to do
         _account_skipped(result, plan, todo, require_md5)
     else:
-        with plan.dest.lock():  # one writer per destination, prune included: a second fails at once
-            _locked_fetch(result, plan, todo, sources, jobs, retries, progress, prune, require_md5, low_speed)
+        with plan.dest.lock(), default_progress(progress, "fetch", len(todo)) as bar:  # one writer per folder
+            _locked_fetch(result, plan, todo, sources, jobs, retries, bar, prune, require_md5, low_speed)
     result.seconds = monotonic() - started
     logger.info("%s", result.summary())
     return result

@@ -110,11 +110,20 @@ def use_sample(
 ) -> UsedSample:
     """Write ``selections/<set>-<digest>.txt`` for each sampled set and point ``sets.<set>.id_file`` at it.
 
-    The previous selection file of the set (when it is one of ours) is removed. The params file is edited in place keeping its comments and order (ruamel round-trip); it is
-    created when missing. Selection keys that would change the list (see ``REPLACED_KEYS``) are
-    removed from the set's entry; everything else (metadata, prefix, ...) is kept.
+    The previous selection file of the set (when it is one of ours) is removed. The params file
+    is edited in place with a round-trip YAML library: only the set entries' own keys change;
+    comments, quoting, layout, ``null`` and long lines elsewhere stay byte for byte. It is created
+    only inside a DVC project (a ``dvc.yaml`` beside it); anywhere else a missing params file is
+    refused, rather than leaving a stray ``params.yaml``. Selection keys that would change the list
+    (see ``REPLACED_KEYS``) are removed from the set's entry; everything else (metadata, prefix, ...)
+    is kept.
     """
     params_path = Path(params)
+    if not params_path.is_file() and not (params_path.parent / "dvc.yaml").is_file():
+        raise ConfigError(
+            f"{params_path.resolve()} does not exist and {params_path.resolve().parent} is not a DVC project "
+            "(no dvc.yaml): pass params_path= the project's params.yaml"
+        )
     folder = Path(selections_dir) if selections_dir is not None else params_path.parent / "selections"
     doc, yaml = _load_roundtrip(params_path)
     sets = doc.setdefault("sets", {})
@@ -152,12 +161,29 @@ def use_sample(
     return UsedSample(params_path, written)
 
 
+def _represent_null(representer: Any, _data: None) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
+def _null_keeping_representer() -> type:
+    from ruamel.yaml.representer import RoundTripRepresenter
+
+    class Representer(RoundTripRepresenter):  # type: ignore[misc]
+        """ruamel writes a None value as nothing (``endpoint_url:``); keep the file's ``null``."""
+
+    Representer.add_representer(type(None), _represent_null)
+    return Representer
+
+
 def _load_roundtrip(path: Path) -> tuple[Any, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     yaml = YAML()  # round-trip: keeps comments and key order
+    yaml.Representer = _null_keeping_representer()
     yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True  # "T000*" stays double-quoted, 'x' single-quoted
+    yaml.width = 1 << 16  # never wrap a long line (a metadata URL) onto the next
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

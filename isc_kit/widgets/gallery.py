@@ -1,5 +1,6 @@
-"""The gallery: a paged thumbnail grid over manifests, with a set selector, an AWS-style pattern box
-and an enlarged view (id, size, dimensions, verification state).
+"""The gallery: a paged thumbnail grid over manifests, with a set selector, an AWS-style pattern box,
+a jump-to-id box and an enlarged view (id, size, dimensions, state, md5, path, ground-truth partner;
+arrow keys step through the selection, Esc closes it).
 
 State lives in traitlets (``set_name``, ``pattern``, ``page``, ``page_size``, ``selected``) so a
 notebook can ``observe`` or ``link`` them; ``selection`` (the filtered manifest) and
@@ -19,34 +20,20 @@ from traitlets import Any as AnyTrait
 from traitlets import Dict, Int, List, Unicode, observe, validate
 
 from ..errors import IscKitError
+from ..groundtruth import GroundTruth
 from ..manifest import Manifest
 from ..select import Selection, select
+from ._keys import KeyListener
+from ._reach import check_reachable
+from ._tiles import STYLE, Tile, detail_content, partners
 from .imagesource import ImageSource, entries
-from .paging import PAGE_SIZES, page_view, parse_pattern
+from .paging import PAGE_SIZES, page_of, page_view, parse_pattern
 from .thumbnails import (
-    DETAIL_SIDE,
     ThumbnailCache,
-    detail_caption,
-    image_size,
-    make_thumbnail,
-    placeholder,
-    problem_word,
     tile_caption,
 )
 
 logger = logging.getLogger(__name__)
-
-#: Makes the whole tile click its caption button (the "stretched link" pattern), and sizes the grid.
-STYLE = """<style>
-.isc-tile { position: relative; border: 1px solid #ddd; border-radius: 4px; padding: 4px;
-  align-items: center; background: #fafafa; }
-.isc-tile:hover { border-color: #4a90d9; }
-.isc-tile img { max-width: 160px; max-height: 160px; object-fit: contain; }
-.isc-tile .isc-tile-button { position: static; width: 100%; font-family: monospace; }
-.isc-tile .isc-tile-button::after { content: ""; position: absolute; inset: 0; cursor: zoom-in; }
-.isc-detail img { max-width: 512px; max-height: 512px; object-fit: contain; }
-.isc-error { color: #b00020; }
-</style>"""
 
 
 def _as_mapping(value: Any) -> dict[str, Any]:
@@ -55,24 +42,14 @@ def _as_mapping(value: Any) -> dict[str, Any]:
     return {value.set_name: value} if isinstance(value, Manifest) else {"*": value}
 
 
-class _Tile(widgets.VBox):
-    """One thumbnail and its caption button."""
-
-    def __init__(self, on_click: Any, index: int):
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
-        self.button = widgets.Button(description="", tooltip="enlarge", layout=widgets.Layout(width="160px"))
-        self.button.add_class("isc-tile-button")
-        self.button.on_click(lambda _b: on_click(index))
-        super().__init__([self.image, self.button])
-        self.add_class("isc-tile")
-
-
 class Gallery(widgets.VBox):
     """Thumbnail grid over one or several manifests (any selection), paged, filterable, click to enlarge.
 
     ``manifests``: a :class:`~isc_kit.manifest.Manifest` or ``{set_name: Manifest}``.
     ``images``: an image source (:class:`~.imagesource.LocalImages` or :class:`~.imagesource.S3Images`)
-    for all sets, or ``{set_name: source}``.
+    for all sets, or ``{set_name: source}``. With ``ground_truth`` the enlarged view names an image's
+    partner (the reference a query copies, or the queries copying a reference); with ``pair_viewer``
+    (a :class:`~.pairs.PairViewer`) it also offers a button that shows the pair there.
     """
 
     manifests = Dict()
@@ -92,11 +69,15 @@ class Gallery(widgets.VBox):
         *,
         thumbnails: ThumbnailCache | None = None,
         page_size: int = 24,
+        ground_truth: GroundTruth | None = None,
+        pair_viewer: Any = None,
         **kwargs: Any,
     ):
         self._images = _as_mapping(images)
+        self._partners = partners(ground_truth)
+        self.pair_viewer = pair_viewer
         self._thumbs = thumbnails or ThumbnailCache()
-        self._tiles: list[_Tile] = []
+        self._tiles: list[Tile] = []
         self._rendering = False
         self._set_box = widgets.Dropdown(description="set", layout=widgets.Layout(width="220px"))
         self._pattern_box = widgets.Text(
@@ -116,6 +97,10 @@ class Gallery(widgets.VBox):
         self._last = widgets.Button(icon="angle-double-right", tooltip="last page", layout=_narrow())
         self._page_label = widgets.Label()
         self._page_label.add_class("isc-page-label")
+        self._jump_box = widgets.Text(
+            placeholder="go to id, e.g. Q00123", continuous_update=False, layout=widgets.Layout(width="200px")
+        )
+        self._jump_box.add_class("isc-jump")
         self._message_box = widgets.HTML()
         self._grid = widgets.GridBox(
             layout=widgets.Layout(grid_template_columns="repeat(auto-fill, 172px)", grid_gap="6px")
@@ -123,9 +108,24 @@ class Gallery(widgets.VBox):
         self._detail_image = widgets.Image(format="jpeg")
         self._detail_caption = widgets.HTML()
         self._detail_caption.add_class("isc-detail-caption")
-        self._close = widgets.Button(description="close", icon="times", layout=widgets.Layout(width="90px"))
+        self._detail_facts = widgets.HTML()
+        self._detail_facts.add_class("isc-detail-facts")
+        self._close = widgets.Button(description="close", icon="times", tooltip="close (Esc)", layout=_wide())
+        self._before = widgets.Button(icon="arrow-left", tooltip="previous image (←)", layout=_narrow())
+        self._after = widgets.Button(icon="arrow-right", tooltip="next image (→)", layout=_narrow())
+        self._to_pair = widgets.Button(
+            description="show pair", icon="link", layout=widgets.Layout(width="120px", display="none")
+        )
+        self._to_pair.add_class("isc-to-pair")
+        self._keys = KeyListener()
         self._detail = widgets.VBox(
-            [self._detail_caption, self._detail_image, self._close], layout=widgets.Layout(display="none")
+            [
+                self._detail_caption,
+                self._detail_facts,
+                self._detail_image,
+                widgets.HBox([self._before, self._after, self._close, self._to_pair]),
+            ],
+            layout=widgets.Layout(display="none"),
         )
         self._detail.add_class("isc-detail")
         self._first.on_click(lambda _b: self._go(0))
@@ -133,6 +133,11 @@ class Gallery(widgets.VBox):
         self._next.on_click(lambda _b: self._go(self.page + 1))
         self._last.on_click(lambda _b: self._go(-1))
         self._close.on_click(lambda _b: setattr(self, "selected", ""))
+        self._before.on_click(lambda _b: self.step(-1))
+        self._after.on_click(lambda _b: self.step(1))
+        self._to_pair.on_click(self._on_to_pair_click)
+        self._keys.observe(self._on_keys_count, "count")
+        self._jump_box.observe(self._on_jump_box_value, "value")
         self._set_box.observe(self._on_set_box_value, "value")
         self._pattern_box.observe(self._on_pattern_box_value, "value")
         self._size_box.observe(self._on_size_box_value, "value")
@@ -140,10 +145,13 @@ class Gallery(widgets.VBox):
             [
                 widgets.HTML(STYLE),
                 widgets.HBox([self._set_box, self._pattern_box, self._size_box]),
-                widgets.HBox([self._first, self._prev, self._page_label, self._next, self._last]),
+                widgets.HBox(
+                    [self._first, self._prev, self._page_label, self._next, self._last, self._jump_box]
+                ),
                 self._message_box,
-                self._grid,
                 self._detail,
+                self._grid,
+                self._keys,
             ],
             **kwargs,
         )
@@ -169,6 +177,37 @@ class Gallery(widgets.VBox):
         """Enlarge ``image_id`` as if its tile were clicked (it must be on the current page)."""
         self._on_tile_click(self.shown_ids.index(image_id))
 
+    def jump(self, image_id: str) -> bool:
+        """Show the page holding ``image_id`` and enlarge it; False (and a message) when not selected."""
+        image_id = image_id.strip()
+        ids = self.selection.ids if self.selection is not None else []
+        if not image_id:
+            return False
+        try:
+            index = ids.index(image_id)
+        except ValueError:
+            where = f"the {self.set_name} selection" + (
+                f" (pattern {self.pattern!r})" if self.pattern else ""
+            )
+            self.message = f"{image_id} is not in {where}; check the id, or clear the pattern"
+            self._show_message()
+            return False
+        self.message = ""
+        self._show_message()
+        self.page = page_of(index, self.page_size)
+        self.selected = image_id
+        return True
+
+    def step(self, delta: int) -> None:
+        """Enlarge the image ``delta`` places after the enlarged one (paging along), as ← and → do."""
+        ids = self.selection.ids if self.selection is not None else []
+        if not self.selected or self.selected not in ids:
+            return
+        index = min(max(ids.index(self.selected) + delta, 0), len(ids) - 1)
+        if page_of(index, self.page_size) != self.page:
+            self.page = page_of(index, self.page_size)
+        self.selected = ids[index]
+
     @property
     def tile_captions(self) -> list[str]:
         """What the visible tiles' captions say, in order."""
@@ -178,6 +217,15 @@ class Gallery(widgets.VBox):
     def detail_text(self) -> str:
         """The enlarged view's caption as plain text ("" when closed)."""
         return html.unescape(_strip_tags(self._detail_caption.value)) if self.selected else ""
+
+    @property
+    def detail_facts(self) -> str:
+        """The enlarged view's md5, path and ground-truth lines as plain text ("" when closed)."""
+        return (
+            html.unescape(_strip_tags(self._detail_facts.value.replace("<br>", "\n")))
+            if self.selected
+            else ""
+        )
 
     def images_for(self, set_name: str) -> ImageSource:
         return self._images.get(set_name) or self._images["*"]
@@ -196,8 +244,9 @@ class Gallery(widgets.VBox):
 
     @observe("set_name")
     def _on_set_name(self, change: dict[str, Any]) -> None:
-        if self._set_box.value != self.set_name:
-            self._set_box.value = self.set_name
+        shown = self.set_name if self.set_name in self._set_box.options else None
+        if self._set_box.value != shown:
+            self._set_box.value = shown
         self._refilter()
 
     @observe("pattern")
@@ -239,6 +288,22 @@ class Gallery(widgets.VBox):
 
     def _on_size_box_value(self, change: dict[str, Any]) -> None:
         self.page_size = int(change["new"])
+
+    def _on_jump_box_value(self, change: dict[str, Any]) -> None:
+        if change["new"].strip():
+            self.jump(change["new"])
+
+    def _on_keys_count(self, change: dict[str, Any]) -> None:
+        key = self._keys.key
+        if key == "Escape":
+            self.selected = ""
+        elif key in ("ArrowLeft", "ArrowRight"):
+            self.step(-1 if key == "ArrowLeft" else 1)
+
+    def _on_to_pair_click(self, _button: widgets.Button) -> None:
+        query = self._to_pair.tooltip
+        if self.pair_viewer is not None and query:
+            self.pair_viewer.show_query(query)
 
     def _on_tile_click(self, index: int) -> None:
         if index < len(self.shown_ids):
@@ -282,61 +347,90 @@ class Gallery(widgets.VBox):
         total = len(selection) if selection is not None else 0
         view = page_view(self.page, self.page_size, total)
         ids = view.items(selection.ids) if selection is not None else []
-        self._page_label.value = view.label()
         self._first.disabled = self._prev.disabled = view.is_first
         self._next.disabled = self._last.disabled = view.is_last
         thumbs = []
+        states: list[str] = []
         if selection is not None and ids:
+            images = self.images_for(selection.set_name)
+            found = entries(selection, ids)
             try:
-                thumbs = self._thumbs.load(
-                    self.images_for(selection.set_name), selection, entries(selection, ids)
-                )
-            except IscKitError as err:
+                thumbs = self._thumbs.load(images, selection, found)
+            except IscKitError as err:  # e.g. the endpoint is down: say so once, show no stale tiles
                 self.message = str(err)
+            else:
+                if self.message.startswith("cannot reach S3"):
+                    self.message = ""
+                states = [
+                    images.state(selection, e) if t.problem else ""
+                    for e, t in zip(found, thumbs, strict=True)
+                ]
+        self._page_label.value = view.label() if thumbs or not ids else f"{view.label()} · not loaded"
         self._show_message()
         while len(self._tiles) < len(thumbs):
-            self._tiles.append(_Tile(self._on_tile_click, len(self._tiles)))
-        for tile, thumb in zip(self._tiles, thumbs, strict=False):
+            self._tiles.append(Tile(self._on_tile_click, len(self._tiles)))
+        for tile, thumb, state in zip(self._tiles, thumbs, states, strict=False):
             tile.image.format = thumb.format
             tile.image.value = thumb.data
-            tile.button.description = tile_caption(thumb)
+            tile.button.description = tile_caption(thumb, state)
             tile.button.tooltip = thumb.message or f"enlarge {thumb.image_id}"
         self._grid.children = tuple(self._tiles[: len(thumbs)])
         self.shown_ids = [t.image_id for t in thumbs]
+        self._mark_selected()
+
+    def _mark_selected(self) -> None:
+        for tile, image_id in zip(self._tiles, self.shown_ids, strict=False):
+            if image_id == self.selected:
+                tile.add_class("isc-selected")
+            else:
+                tile.remove_class("isc-selected")
+
+    def _close_detail(self) -> None:
+        self._detail.layout.display = "none"
+        self._detail_caption.value = self._detail_facts.value = ""
+        self._keys.active = False
+        self._mark_selected()
 
     def _show_detail(self, image_id: str) -> None:
         selection = self.selection
-        if not image_id or selection is None:
-            self._detail.layout.display = "none"
-            self._detail_caption.value = ""
-            return
-        found = entries(selection, [image_id])
-        if not found:
-            self._detail.layout.display = "none"
+        found = entries(selection, [image_id]) if image_id and selection is not None else []
+        if not found or selection is None:
+            self._close_detail()
             return
         entry = found[0]
         images = self.images_for(selection.set_name)
-        data = images.read_many(selection, [entry]).get(image_id)
-        size: int | None
-        dims: tuple[int, int] | None
-        if isinstance(data, bytes):
-            size, dims = entry.size if entry.size is not None else len(data), image_size(data)
-            try:
-                big, fmt = make_thumbnail(data, DETAIL_SIDE), "jpeg"
-            except ValueError:
-                big, fmt = placeholder("unreadable", DETAIL_SIDE // 2), "png"
-        else:
-            word = problem_word(data) if data is not None else "missing"
-            size, dims, big, fmt = entry.size, None, placeholder(word, DETAIL_SIDE // 2), "png"
-        state = images.state(selection, entry)
-        self._detail_image.format = fmt
-        self._detail_image.value = big
-        self._detail_caption.value = f"<b>{html.escape(detail_caption(image_id, size, dims, state))}</b>"
+        try:
+            if images.local_path(selection, entry) is None:
+                check_reachable(images)
+        except IscKitError as err:
+            self.message = str(err)
+            self._show_message()
+            self._close_detail()
+            return
+        self._keys.active = True  # before the caption: a key pressed once it shows is already heard
+        shown = detail_content(selection, entry, images, self._partners)
+        self._detail_image.format = shown.format
+        self._detail_image.value = shown.image
+        self._detail_caption.value = f"<b>{html.escape(shown.caption)}</b>"
+        self._detail_facts.value = "<br>".join(html.escape(line) for line in shown.facts)
+        query = shown.pair_query
+        show_pair = bool(query) and self.pair_viewer is not None
+        self._to_pair.layout.display = "flex" if show_pair else "none"
+        self._to_pair.tooltip = query if show_pair else ""
+        ids = selection.ids
+        index = ids.index(image_id) if image_id in ids else 0
+        self._before.disabled = index <= 0
+        self._after.disabled = index >= len(ids) - 1
         self._detail.layout.display = "flex"
+        self._mark_selected()
 
 
 def _narrow() -> widgets.Layout:
     return widgets.Layout(width="40px")
+
+
+def _wide() -> widgets.Layout:
+    return widgets.Layout(width="90px")
 
 
 def _strip_tags(text: str) -> str:

@@ -101,11 +101,36 @@ def table_html(table: pd.DataFrame) -> str:
     return f'<table class="isc-overview-table"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+#: Text, axes and ticks are drawn in this colour, then replaced by JupyterLab's font colour in the SVG,
+#: so the plot follows the light or dark theme (and a theme switch) without being redrawn.
+INK = "#010203"
+THEME_INK = "var(--jp-ui-font-color1, #222)"
+#: The figure's style: transparent background, theme ink for everything that is not data.
+THEME_STYLE: Any = {  # typed Any: matplotlib types rc keys as a Literal union
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "axes.edgecolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "legend.frameon": False,
+    "svg.fonttype": "none",
+}
+
+
 def plot_overview(stats: pd.DataFrame) -> Any:
     """A matplotlib Figure: file-size histogram and width × height scatter, one colour per set."""
+    import matplotlib as mpl
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    with mpl.rc_context(THEME_STYLE):
+        return _plot(stats, Figure(figsize=(10, 3.6), layout="constrained"))
+
+
+def _plot(stats: pd.DataFrame, fig: Any) -> Any:
     ax_size, ax_dims = fig.subplots(1, 2)
     for set_name, group in stats.groupby("set", sort=False):
         sizes = group["bytes"].dropna().astype(float) / 1000
@@ -130,6 +155,18 @@ def figure_png(fig: Any, dpi: int = 90) -> bytes:
     return out.getvalue()
 
 
+def figure_svg(fig: Any) -> str:
+    """The figure as inline SVG whose text and axes take JupyterLab's font colour (light or dark)."""
+    import matplotlib as mpl
+
+    out = io.StringIO()
+    with mpl.rc_context(THEME_STYLE):
+        fig.savefig(out, format="svg")
+    svg = out.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: it is inlined in HTML
+    return svg.replace(INK, THEME_INK)
+
+
 class Overview(widgets.VBox):
     """Counts, bytes and verified share per set, with size and dimension plots; ``refresh()`` recomputes."""
 
@@ -145,7 +182,8 @@ class Overview(widgets.VBox):
         self._images = images
         self._table_box = widgets.HTML()
         self._table_box.add_class("isc-overview")
-        self._plot = widgets.Image(format="png")
+        self._plot = widgets.HTML()
+        self._plot.add_class("isc-overview-plot")
         self._refresh_button = widgets.Button(description="refresh", icon="refresh")
         self._refresh_button.on_click(lambda _b: self.refresh())
         self.stats = pd.DataFrame()
@@ -157,4 +195,4 @@ class Overview(widgets.VBox):
         self.stats = image_stats(self._manifests, self._images)
         self.table = overview_table(self.stats)
         self._table_box.value = table_html(self.table)
-        self._plot.value = figure_png(plot_overview(self.stats))
+        self._plot.value = figure_svg(plot_overview(self.stats))

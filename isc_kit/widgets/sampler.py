@@ -20,7 +20,7 @@ from traitlets import Bool, Dict, Int, Unicode, observe
 from ..errors import IscKitError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
-from ._sampling import UsedSample, draw_sample, use_sample
+from ._sampling import QUERY_SETS, UsedSample, draw_sample, use_sample
 from .gallery import Gallery
 from .imagesource import ImageSource
 from .thumbnails import ThumbnailCache
@@ -67,8 +67,15 @@ class Sampler(widgets.VBox):
         self._size_box = widgets.BoundedIntText(
             min=0, max=10_000_000, description="size", layout=widgets.Layout(width="160px")
         )
+        self._query_set = next((s for s in self._manifests if s in QUERY_SETS), None)
+        pairs_possible = (
+            ground_truth is not None and self._query_set is not None and "reference" in self._manifests
+        )
         self._pairs_box = widgets.Checkbox(
-            description="keep ground-truth pairs", indent=False, disabled=ground_truth is None
+            description="keep ground-truth pairs",
+            indent=False,
+            disabled=not pairs_possible,
+            tooltip=_PAIRS_TIP if pairs_possible else _why_no_pairs(ground_truth, self._manifests),
         )
         self._distractor_box = widgets.BoundedIntText(
             min=0, max=10_000_000, description="+ refs", layout=widgets.Layout(width="150px", display="none")
@@ -81,6 +88,8 @@ class Sampler(widgets.VBox):
         self._status_box.add_class("isc-sampler-status")
         first = next(iter(self._manifests))
         self.gallery = Gallery(self._manifests[first], images, thumbnails=thumbnails, page_size=page_size)
+        self.gallery._set_box.layout.display = "none"  # the sampler's own set box drives it
+        self.gallery.observe(self._on_gallery_set_name, "set_name")
         self._resample.on_click(self._on_resample_click)
         self._use.on_click(self._on_use_click)
         for box, name in (
@@ -132,6 +141,10 @@ class Sampler(widgets.VBox):
             self._distractor_box.layout.display = "flex" if self.keep_pairs else "none"
         self._draw()
 
+    def _on_gallery_set_name(self, change: dict[str, Any]) -> None:
+        if change["new"] and change["new"] != self.set_name and change["new"] in self._manifests:
+            self.set_name = change["new"]
+
     def _on_resample_click(self, _button: widgets.Button) -> None:
         self.resample()
 
@@ -141,27 +154,46 @@ class Sampler(widgets.VBox):
     def _draw(self) -> None:
         if not self._ready or not self.set_name:
             return
+        pairs = self.keep_pairs and self._ground_truth is not None and self._query_set is not None
+        # with pairs kept the draw is always of queries; the set box picks which half is shown
+        drawn_from = (
+            (self.set_name if self.set_name in QUERY_SETS else self._query_set) if pairs else self.set_name
+        )
         try:
             sample = draw_sample(
                 self._manifests,
-                self.set_name,
+                str(drawn_from),
                 self.size,
                 self.seed,
-                ground_truth=self._ground_truth if self.keep_pairs else None,
+                ground_truth=self._ground_truth if pairs else None,
                 distractors=self.distractors,
             )
-        except IscKitError as err:
+        except IscKitError as err:  # the gallery must not keep showing an older sample
+            self.sample = {}
+            with self.gallery.hold_trait_notifications():
+                self.gallery.manifests = {}
             self._say(str(err), error=True)
             return
         self.sample = sample
         counts = ", ".join(f"{len(m)} {s}" for s, m in sample.items())
-        self._say(f"sample (seed {self.seed}): {counts}")
+        how = "ground-truth pairs, " if pairs else ""
+        self._say(f"sample ({how}seed {self.seed}): {counts}; showing {self.set_name}")
         with self.gallery.hold_trait_notifications():
             self.gallery.manifests = dict(sample)
-            self.gallery.set_name = self.set_name
+            self.gallery.set_name = self.set_name if self.set_name in sample else str(drawn_from)
         self.gallery.selected = ""
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.status = text
         cls = "isc-error" if error else "isc-ok"
         self._status_box.value = f'<span class="{cls}">{html.escape(text)}</span>'
+
+
+_PAIRS_TIP = "sample queries and bring every reference they match (plus '+ refs' unmatched ones)"
+
+
+def _why_no_pairs(ground_truth: GroundTruth | None, manifests: Mapping[str, Manifest]) -> str:
+    """Why "keep ground-truth pairs" is disabled, in one plain sentence."""
+    if ground_truth is None:
+        return "Keeping pairs needs the ground truth: pass ground_truth= to the sampler."
+    return "Keeping pairs needs both a query and a reference manifest in the sampler."

@@ -17,15 +17,23 @@ from pathlib import Path
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .._format import human_bytes
-from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError
+from ..errors import ChecksumMismatchError, IscKitError, ObjectNotFoundError, SourceError
 from ..manifest import Manifest
 from ..outputs import write_output
+from ._reach import check_reachable
 from .imagesource import CORRUPT, MISSING, Entry, ImageSource, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
 THUMB_SIDE = 160
 DETAIL_SIDE = 512
+#: Bytes that are not a decodable image (their MD5 may still match the manifest).
+UNREADABLE = "unreadable"
+#: Could not be read at all: the endpoint is down or refused for another reason than 404.
+UNREACHABLE = "unreachable"
+#: The words a tile or the enlarged view uses for an image that cannot be shown, most telling first:
+#: a state from the image source (``missing``, ``corrupt``) wins over what reading it gave.
+PROBLEM_WORDS = (MISSING, CORRUPT, UNREADABLE, UNREACHABLE)
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class Thumbnail:
     image_id: str
     data: bytes
     format: str = "jpeg"
-    problem: str = ""  # "missing", "corrupt" or "unreadable" for placeholder tiles
+    problem: str = ""  # one of PROBLEM_WORDS for placeholder tiles
     message: str = ""  # the error behind the problem, for the enlarged view
 
     @property
@@ -67,23 +75,35 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def placeholder(text: str, side: int = THUMB_SIDE) -> bytes:
-    """A grey PNG tile with a short word on it (for missing, corrupt or unreadable images)."""
-    im = Image.new("RGB", (side, side), (224, 224, 224))
+    """A PNG tile with a short word on it (for missing, corrupt or unreadable images); its background is
+    transparent, so it sits on the notebook's theme (light or dark), and its grey and red read on both."""
+    im = Image.new("RGBA", (side, side), (128, 128, 128, 40))
     d = ImageDraw.Draw(im)
-    d.rectangle((0, 0, side - 1, side - 1), outline=(180, 60, 60), width=3)
+    d.rectangle((0, 0, side - 1, side - 1), outline=(200, 70, 70, 255), width=3)
     box = d.textbbox((0, 0), text)
-    d.text(((side - (box[2] - box[0])) / 2, (side - (box[3] - box[1])) / 2), text, fill=(150, 30, 30))
+    d.text(((side - (box[2] - box[0])) / 2, (side - (box[3] - box[1])) / 2), text, fill=(200, 60, 60, 255))
     out = io.BytesIO()
     im.save(out, "PNG")
     return out.getvalue()
 
 
 def problem_word(err: BaseException) -> str:
+    """The word for an image whose read failed with ``err`` (one of :data:`PROBLEM_WORDS`)."""
     if isinstance(err, ChecksumMismatchError):
         return CORRUPT
     if isinstance(err, (ObjectNotFoundError, FileNotFoundError)):
         return MISSING
-    return "unreadable"
+    if isinstance(err, SourceError):
+        return UNREACHABLE
+    return UNREADABLE
+
+
+def shown_state(problem: str, state: str) -> str:
+    """One vocabulary for tile and enlarged view: the source's state when it names a problem
+    (a truncated local file is *corrupt*, not just undecodable), else the read's problem, else the state."""
+    if state in (MISSING, CORRUPT) or not problem:
+        return state
+    return problem
 
 
 class ThumbnailCache:
@@ -115,6 +135,7 @@ class ThumbnailCache:
             else:
                 todo.append((e, token))
         if todo:
+            check_reachable(images)  # a dead endpoint: one SourceError now, not a long wait per page
             originals = images.read_many(manifest, [e for e, _ in todo])
             for e, token in todo:
                 found[e.image_id] = self._make(e, token, originals.get(e.image_id))
@@ -128,7 +149,7 @@ class ThumbnailCache:
             thumb = make_thumbnail(data, self.max_side)
         except ValueError as err:
             return Thumbnail(
-                entry.image_id, placeholder("unreadable", self.max_side), "png", "unreadable", str(err)
+                entry.image_id, placeholder(UNREADABLE, self.max_side), "png", UNREADABLE, str(err)
             )
         self.made += 1
         if token is not None:
@@ -142,9 +163,16 @@ class ThumbnailCache:
 # ---------------------------------------------------------------------------------------------- captions
 
 
-def tile_caption(thumb: Thumbnail) -> str:
-    """The caption under a thumbnail: the id, plus the problem word for placeholder tiles."""
-    return thumb.image_id if thumb.ok else f"{thumb.image_id} ({thumb.problem})"
+def tile_caption(thumb: Thumbnail, state: str = "") -> str:
+    """The caption under a thumbnail: the id, plus (for placeholder tiles) the same word the enlarged
+    view uses (:func:`shown_state` of the tile's problem and the source's ``state``)."""
+    return thumb.image_id if thumb.ok else f"{thumb.image_id} ({shown_state(thumb.problem, state)})"
+
+
+def detail_facts(md5: str | None, path: str, partner: str = "") -> list[str]:
+    """The enlarged view's second block: the manifest's md5, where the bytes are, the ground truth."""
+    lines = [f"md5 {md5 or 'unknown (not in the manifest)'}", f"path {path}"]
+    return lines + ([partner] if partner else [])
 
 
 def detail_caption(image_id: str, size: int | None, dims: tuple[int, int] | None, state: str) -> str:
