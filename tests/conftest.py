@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Fake credentials and config files in a temp folder, so nobody's ~/.aws is read; restored afterwards."""
+    """Fake credentials and config files in a temp folder, so nobody's ~/.aws is read; restored afterwards.
+
+    The synthetic fixture and the widgets' thumbnail cache go to this session's temp folder too, so a
+    test run never writes to the user's home cache (the tiny fixture is made in under a second).
+    """
     home = tmp_path_factory.mktemp("aws")
+    caches = tmp_path_factory.mktemp("caches")
     (home / "config").write_text("[default]\nregion = us-west-2\n")
     (home / "credentials").write_text(
         "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
@@ -31,6 +36,8 @@ def _isolated_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         AWS_CONFIG_FILE=str(home / "config"),
         AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
         AWS_EC2_METADATA_DISABLED="true",
+        ISC_KIT_CACHE_DIR=str(caches / "fixture"),
+        ISC_KIT_WIDGET_CACHE=str(caches / "widgets"),
     )
     yield
     os.environ.clear()
