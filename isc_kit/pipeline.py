@@ -146,6 +146,10 @@ def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
     gt = data.get("ground_truth") or {}
     if not isinstance(gt, Mapping) or set(gt) - GT_KEYS:
         raise ConfigError(f"{p}: ground_truth must be a mapping with keys {', '.join(sorted(GT_KEYS))}")
+    for key in ("queries", "distractors", "seed"):
+        value = gt.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"{p}: ground_truth.{key} must be a whole number >= 0, not {value!r}")
     sets = {name: _parse_set(p, name, raw) for name, raw in sets_raw.items()}
     if any(s.ground_truth for s in sets.values()) and not (gt.get("file") and gt.get("queries") is not None):
         raise ConfigError(

@@ -87,3 +87,17 @@ def test_share_rejects_zero_jobs() -> None:
 
     with pytest.raises(ConfigError, match="1 or more"):
         share(None, "data/x", None, jobs=0)  # type: ignore[arg-type]  # refused before anything is read
+
+
+@pytest.mark.parametrize(("key", "value"), [("queries", "-1"), ("distractors", "2.5"), ("seed", "true")])
+def test_params_ground_truth_counts_are_checked(tmp_path: Path, key: str, value: str) -> None:
+    from isc_kit.pipeline import read_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "source:\n  bucket: drivendata-competition-fb-isc-data\n"
+        f"ground_truth:\n  file: gt.csv\n  {'queries: 5' if key != 'queries' else 'distractors: 0'}\n  {key}: {value}\n"
+        "sets:\n  query:\n    metadata: q.csv\n    ground_truth: true\n"
+    )
+    with pytest.raises(ConfigError, match=f"ground_truth.{key} must be a whole number"):
+        read_params(params)

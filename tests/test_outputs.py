@@ -342,3 +342,34 @@ def test_write_predictions_onto_a_fifo(tmp_path: Path) -> None:
     t.join(10)
     assert got == [b"query_id,reference_id,score\nQ00001,R000001,0.5\n"]
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def _jpegs(folder: Path, letter: str, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (32, 24), (40 * i, 255 - 40 * i, 90)).save(
+            folder / f"{letter}{i:0{5 if letter == 'Q' else 6}d}.jpg"
+        )
+    return folder
+
+
+def test_baseline_o_onto_a_device_and_dash(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from isc_kit.cli.main import main
+
+    queries, refs = _jpegs(tmp_path / "q", "Q", 2), _jpegs(tmp_path / "r", "R", 3)
+    null = _mknod(tmp_path / "null", 1, 3)
+    assert (
+        main(["-q", "baseline", str(queries), str(refs), "-o", str(null), "--top-k", "2", "--jobs", "1"]) == 0
+    )
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    capsysbinary.readouterr()
+    assert main(["-q", "baseline", str(queries), str(refs), "-o", "-", "--top-k", "2", "--jobs", "1"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert out.startswith(b"query_id,reference_id,score\n")
+    assert out.count(b"\nQ0000") == 4  # 2 queries x top 2, and nothing else on stdout
+    assert b"wrote 4 predictions" in err
+    assert main(["-q", "baseline", str(queries), str(refs), "-o", str(tmp_path / "no" / "p.csv")]) == 7

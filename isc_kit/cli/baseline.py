@@ -13,6 +13,7 @@ import threading
 
 from ..baseline import run_baseline
 from ..errors import ConfigError
+from ..outputs import check_output
 from ._common import add_source_args, positive_int, source_from_args
 
 NAME = "baseline"
@@ -126,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.output and not args.descriptors_out:
         raise ConfigError("nothing to write: give -o PREDICTIONS and/or --descriptors-out Q.h5 R.h5")
     query_dir, reference_dir = args.dirs
+    if args.output:
+        check_output(args.output)  # a folder or a missing folder fails before any image is read
     result = run_baseline(
         query_dir,
         reference_dir,
@@ -134,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         descriptors_out=tuple(args.descriptors_out) if args.descriptors_out else None,
     )
+    out = sys.stderr if args.output == "-" else sys.stdout  # stdout carries the predictions then
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        json.dump(result.to_dict(), out, indent=2, sort_keys=True)
+        out.write("\n")
     else:
         wrote = []
         if result.output:
@@ -146,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"wrote {', '.join(wrote)} for {result.n_queries} queries against {result.n_references} "
             f"references in {result.seconds:.1f} s"
-            + (f" ({result.n_unreadable} unreadable images skipped)" if result.n_unreadable else "")
+            + (f" ({result.n_unreadable} unreadable images skipped)" if result.n_unreadable else ""),
+            file=out,
         )
     return 0

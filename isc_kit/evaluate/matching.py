@@ -108,16 +108,11 @@ def _valid_ids(values: pd.Series, sets: tuple[ImageSet, ...]) -> np.ndarray:
     return ok
 
 
-def _load_fast(path: Path, data: bytes) -> Predictions | None:
+def _load_fast(path: Path, data: io.BytesIO) -> Predictions | None:
     """Vectorised read of a well-formed file; ``None`` when anything is off (the slow path explains)."""
     try:
         frame = pd.read_csv(
-            io.BytesIO(data),
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-            skip_blank_lines=True,
-            engine="c",
+            data, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=True, engine="c"
         )
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError):
         return None
@@ -143,7 +138,7 @@ def load_predictions(path: str | Path) -> Predictions:
     """
     path = Path(path)
     data = read_input(path, what="predictions CSV", limit=PREDICTIONS_LIMIT)
-    fast = _load_fast(path, data)
+    fast = _load_fast(path, io.BytesIO(data))
     if fast is not None:
         logger.info("predictions %s: %d rows", path, len(fast))
         return fast
