@@ -29,6 +29,7 @@ COMMANDS = (
     "stage",
     "demo",
     "share",
+    "pull",
 )
 
 logger = logging.getLogger("isc_kit")

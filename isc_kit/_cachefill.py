@@ -1,0 +1,204 @@
+"""Filling DVC's local cache from a remote with the transfer engine, MD5-checked, resumable.
+
+The engine runs with its root at the cache's ``files/md5`` folder, so an object lands at
+``ab/cdef...`` only after its MD5 was checked, and each landing is appended to the engine's
+verified record (``files/.isc-kit/md5.verified``, beside ``md5``: DVC never looks there). Fetched
+objects are then made read-only, as DVC keeps its cache (DVC trusts a read-only cache file
+without hashing it). After a ``kill -9`` an object may be in place but still writable: the
+record (size and mtime unchanged) vouches for it, else it is hashed again, else refetched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import records as _records
+from ._bodywriter import BodyWriter
+from ._dvcremote import DvcRemote
+from ._engine import Engine as _Engine
+from ._engine import Item, Tally, run_sync
+from ._localtree import SafeDest, is_temp, remove_stale_temps
+
+if TYPE_CHECKING:
+    from .pull import Out, PullResult
+
+logger = logging.getLogger(__name__)
+
+CACHE_MODE = 0o444
+
+
+class CacheFill:
+    """Which objects the cache lacks, fetching them, and which could not be had."""
+
+    def __init__(self, cache: str, jobs: int, retries: int, result: PullResult):
+        self.cache = cache
+        self.jobs = jobs
+        self.retries = retries
+        self.result = result
+        self.missing: set[str] = set()  # md5s still absent after the fetch (failed or not on the remote)
+        self._fetched_any = False
+        self._sweep_temps()
+
+    # ------------------------------------------------------------------------------------ state of one object
+
+    def path(self, oid: str) -> str:
+        return f"{self.cache}{os.sep}{oid[:2]}{os.sep}{oid[2:]}"
+
+    def present(self, oid: str, vouched: dict[str, Any] | None = None) -> bool:
+        """Whether the cache holds the right bytes for ``oid`` (making a verified writable one read-only)."""
+        path = self.path(oid)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if (st.st_mode & 0o777) == CACHE_MODE and not os.path.islink(path):
+            return True
+        rel = f"{oid[:2]}/{oid[2:]}"
+        entry = (vouched if vouched is not None else _records.read_entries(self.cache, {rel})).get(rel)
+        want = oid.removesuffix(".dir")
+        good = entry is not None and (entry.size, entry.mtime_ns, entry.md5) == (
+            st.st_size,
+            st.st_mtime_ns,
+            want,
+        )
+        if not good:
+            good = _md5_file(path) == want
+        if good:
+            os.chmod(path, CACHE_MODE)
+            return True
+        logger.warning("%s: cached object does not match its name; fetching it again", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return False
+
+    # ------------------------------------------------------------------------------------ listings
+
+    def fetch_listings(self, remote: DvcRemote, outs: list[Out]) -> None:
+        """Load each folder output's ``.dir`` bytes, fetching the ones the cache lacks."""
+        lacking = sorted({o.oid for o in outs if o.is_dir and not self.present(o.oid)})
+        if lacking:
+            tally = self._run(remote, items_for(remote, lacking), len(lacking), 0, None)
+            for oid in lacking:
+                if self.path(oid) not in self._failed_paths(tally):
+                    os.chmod(self.path(oid), CACHE_MODE)
+        for out in outs:
+            if not out.is_dir:
+                continue
+            try:
+                with open(self.path(out.oid), "rb") as fh:
+                    out.listing = fh.read()
+            except FileNotFoundError:
+                continue  # reported by _run
+
+    # ------------------------------------------------------------------------------------ objects
+
+    def fetch_objects(self, remote: DvcRemote, outs: list[Out], make_progress: Any) -> None:
+        """Fetch every object of ``outs`` that the cache lacks; remember the ones that failed."""
+        vouched = self._vouched()
+        lacking: set[str] = set()
+        files = 0
+        for out in outs:
+            for _rel, md5 in out.entries():
+                files += 1
+                if md5 in lacking:
+                    continue
+                if self.present(md5, vouched):
+                    self.result.cached += 1
+                else:
+                    lacking.add(md5)
+        self.result.files += files
+        if not lacking:
+            return
+        total = sum(o.size for o in outs)
+        estimate = int(total * len(lacking) / files) if files else 0
+        progress = make_progress(len(lacking)) if make_progress is not None else None
+        try:
+            tally = self._run(remote, items_for(remote, sorted(lacking)), len(lacking), estimate, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        failed = self._failed_paths(tally)
+        for md5 in lacking:
+            path = self.path(md5)
+            if path in failed:
+                self.missing.add(md5)
+            else:
+                os.chmod(path, CACHE_MODE)
+        self.result.fetched += tally.transferred
+        self.result.bytes += tally.bytes
+
+    def _vouched(self) -> dict[str, Any]:
+        """The engine's record of objects verified by an earlier (interrupted) run, if there is one."""
+        if not _records.has_entries(self.cache):
+            return {}
+        return {rel: _records.VerifiedEntry(s, m, h) for rel, s, m, h in _records.iter_entries(self.cache)}
+
+    def _run(self, remote: DvcRemote, items: Iterator[Item], count: int, total: int, progress: Any) -> Tally:
+        self._fetched_any = True
+        logger.info("fetching %d objects from %s", count, remote.describe())
+        tally = run_transfer(items, count, total, self.cache, remote, self.jobs, self.retries, progress)
+        for rel, why in tally.failed:
+            self.result.failed.append((remote.key(rel.replace("/", "", 1)), why))
+        return tally
+
+    def _failed_paths(self, tally: Tally) -> set[str]:
+        return {os.path.join(self.cache, rel) for rel, _ in tally.failed}
+
+    def finish(self) -> None:
+        """Drop the engine's record once every object it lists is read-only (nothing left to vouch for)."""
+        if self._fetched_any and not self.missing:
+            _records.record_path(self.cache).unlink(missing_ok=True)
+
+    def _sweep_temps(self) -> None:
+        """Remove partial downloads a killed run left in the cache (only when its record says one ran)."""
+        if not _records.record_path(self.cache).exists() or not os.path.isdir(self.cache):
+            return
+        temps = []
+        for name in os.listdir(self.cache):
+            folder = os.path.join(self.cache, name)
+            if len(name) == 2 and os.path.isdir(folder):
+                temps += [f"{name}/{f}" for f in os.listdir(folder) if is_temp(f)]
+        remove_stale_temps(self.cache, temps)
+
+
+def items_for(remote: DvcRemote, oids: Any) -> Iterator[Item]:
+    """Engine items: cache relpath ``ab/cdef...``, remote key, expected md5 (size unknown: the md5 decides)."""
+    for oid in oids:
+        yield f"{oid[:2]}/{oid[2:]}", remote.key(oid), oid.removesuffix(".dir"), None
+
+
+def run_transfer(
+    items: Iterator[Item],
+    count: int,
+    total: int,
+    root: str,
+    remote: DvcRemote,
+    jobs: int,
+    retries: int,
+    progress: Any,
+) -> Tally:
+    """The engine over ``items`` with the remote's getter (the shape of ``_fetchcore.run_engine``)."""
+    if progress is not None:
+        progress.set_size(total or None)
+    with _records.RecordWriter(root) as writer, BodyWriter(writer) as bodies:
+        engine = _Engine(
+            writer=bodies,
+            dest=SafeDest(root),
+            sources=[remote.source],
+            getter=remote.getter(min(jobs, max(1, count))),
+            records=writer,
+            retries=retries,
+            on_bytes=progress.relative_update if progress is not None else None,
+            on_file=getattr(progress, "file_done", None) if progress is not None else None,
+        )
+        return run_sync(lambda: engine.run(items, min(jobs, count)))  # type: ignore[no-any-return]
+
+
+def _md5_file(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()

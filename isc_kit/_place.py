@@ -1,0 +1,158 @@
+"""Putting pulled objects into the workspace as ``dvc checkout`` does, and telling DVC's state about them.
+
+Per output, entries are handled in chunks: a file already there as the right bytes (a link to
+the cache object, or a file DVC's state or a hash says is right) is left alone; a missing one is
+placed (:class:`isc_kit._checkout.Placer`); a file with other bytes is a local modification,
+left alone unless ``force``, as ``dvc checkout`` refuses to lose changes. Every file placed or
+confirmed is recorded in DVC's state in batches (:mod:`isc_kit.dvcstate`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from ._localtree import SafeDest, is_temp, remove_stale_temps
+from .dvcstate import BATCH, VerifiedRow, known_md5s, save_rows
+from .errors import UnsafePathError
+
+if TYPE_CHECKING:
+    from ._cachefill import CacheFill
+    from ._checkout import Placer
+    from .pull import Out, PullResult
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 4096
+THREADS = 4
+
+
+def place_outs(
+    repo: Any, outs: list[Out], cache: str, placer: Placer, fill: CacheFill, force: bool, result: PullResult
+) -> None:
+    """Check out every output's files from the cache; record them in DVC's state."""
+    rows: list[VerifiedRow] = []
+    with ThreadPoolExecutor(THREADS, "isc-kit-place") as pool:
+        for out in outs:
+            dest = SafeDest(out.root)
+            if out.is_dir:
+                _sweep(out.path)
+            for chunk in _chunks(out.entries(), CHUNK):
+                rows += _place_chunk(repo, dest, chunk, fill, placer, pool, force, result)
+                if len(rows) >= BATCH:
+                    result.recorded += save_rows(repo.state, rows)
+                    rows = []
+    result.recorded += save_rows(repo.state, rows)
+
+
+def _place_chunk(
+    repo: Any,
+    dest: SafeDest,
+    chunk: list[tuple[str, str]],
+    fill: CacheFill,
+    placer: Placer,
+    pool: ThreadPoolExecutor,
+    force: bool,
+    result: PullResult,
+) -> list[VerifiedRow]:
+    todo: list[tuple[str, str]] = []  # (workspace path, md5)
+    present: list[tuple[str, str]] = []  # there as some regular file: right bytes or not?
+    rows: list[VerifiedRow] = []
+    for rel, md5 in chunk:
+        if md5 in fill.missing:
+            continue
+        try:
+            full = dest.path(rel)
+        except UnsafePathError as err:
+            result.failed.append((rel, str(err)))
+            continue
+        kind = _workspace_kind(full, fill.path(md5))
+        if kind == "absent":
+            todo.append((full, md5))
+        elif kind == "linked":
+            result.unchanged += 1
+        else:
+            present.append((full, md5))
+    if present:
+        known = known_md5s(repo.state, [p for p, _ in present])
+        for full, md5 in present:
+            if known.get(full) == md5:
+                result.unchanged += 1
+            elif _md5_file(full) == md5:
+                result.unchanged += 1
+                rows += _stat_rows([(full, md5)])
+            elif force:
+                todo.append((full, md5))
+            else:
+                result.conflicts.append(full)
+    if todo:
+        for full, _ in todo:
+            dest.parent(full)
+        placed = list(pool.map(lambda item: _place_one(placer, fill.path(item[1]), item[0]), todo))
+        for (full, md5), error in zip(todo, placed, strict=True):
+            if error:
+                result.failed.append((full, error))
+            else:
+                result.placed += 1
+                rows += _stat_rows([(full, md5)])
+    return rows
+
+
+def _workspace_kind(full: str, cache_path: str) -> str:
+    """``absent``, ``linked`` (a hard or symbolic link to the cache object) or ``file``."""
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return "absent"
+    if os.path.islink(full):
+        return "linked" if os.readlink(full) == cache_path else "file"
+    try:
+        cst = os.stat(cache_path)
+    except OSError:
+        return "file"
+    return "linked" if (st.st_ino, st.st_dev) == (cst.st_ino, cst.st_dev) else "file"
+
+
+def _place_one(placer: Placer, cache_path: str, full: str) -> str:
+    try:
+        placer.place(cache_path, full)
+    except OSError as err:
+        return f"cannot place {full}: {err.strerror or err}; check free space and permissions"
+    return ""
+
+
+def _stat_rows(items: Iterable[tuple[str, str]]) -> list[VerifiedRow]:
+    rows = []
+    for full, md5 in items:
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        rows.append((full, md5, st.st_size, st.st_mtime_ns))
+    return rows
+
+
+def _sweep(folder: str) -> None:
+    """Remove placement temp files a killed run left in a workspace folder."""
+    if not os.path.isdir(folder):
+        return
+    temps = []
+    for root, _dirs, names in os.walk(folder):
+        rel = os.path.relpath(root, folder)
+        temps += [n if rel == "." else f"{rel}/{n}" for n in names if is_temp(n)]
+    remove_stale_temps(folder, temps)
+
+
+def _chunks(it: Iterator[tuple[str, str]], n: int) -> Iterator[list[tuple[str, str]]]:
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
+def _md5_file(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()
