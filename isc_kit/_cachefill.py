@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_MODE = 0o444
+_ACTUAL = re.compile(r" is ([0-9a-f]{32}),")
 
 
 class CacheFill:
@@ -143,7 +145,8 @@ class CacheFill:
         logger.info("fetching %d objects from %s", count, remote.describe())
         tally = run_transfer(items, count, total, self.cache, remote, self.jobs, self.retries, progress)
         for rel, why in tally.failed:
-            self.result.failed.append((remote.key(rel.replace("/", "", 1)), why))
+            oid = rel.replace("/", "", 1)
+            self.result.failed.append((remote.key(oid), _reason(oid, why)))
         return tally
 
     def _failed_paths(self, tally: Tally) -> set[str]:
@@ -197,6 +200,17 @@ def run_transfer(
             on_file=getattr(progress, "file_done", None) if progress is not None else None,
         )
         return run_sync(lambda: engine.run(items, min(jobs, count)))  # type: ignore[no-any-return]
+
+
+def _reason(oid: str, why: str) -> str:
+    """The engine's reason, worded for a content-addressed remote (the object's name is its md5)."""
+    m = _ACTUAL.search(why)
+    if m is None or "md5 of" not in why:
+        return why
+    return (
+        f"md5 mismatch: the remote's bytes have md5 {m.group(1)}, but the object is named {oid.removesuffix('.dir')}; "
+        "refused, nothing placed. The remote copy is damaged: `dvc push` it again from a clone that has it"
+    )
 
 
 def _md5_file(path: str) -> str:

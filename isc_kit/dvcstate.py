@@ -122,3 +122,40 @@ def known_md5s(state: Any, paths: list[str]) -> dict[str, str]:
     except (TypeError, AttributeError, KeyError, ValueError) as err:
         logger.debug("DVC state not read: dvc-data's State API differs (%s)", err)
         return {}
+
+
+def record_pinned(
+    repo_root: str | os.PathLike[str], folder: str | os.PathLike[str], entries: Iterable[Any]
+) -> int:
+    """Record pinned entries (``.relpath``, ``.md5``, ``.size``) of ``folder``: files just verified or hashed."""
+    base = os.path.abspath(folder)
+
+    def rows() -> Iterator[VerifiedRow]:
+        for e in entries:
+            path = os.path.join(base, e.relpath)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if st.st_size == e.size:
+                yield path, e.md5, st.st_size, st.st_mtime_ns
+
+    return record_verified(repo_root, rows())
+
+
+def record_tree(folder: str | os.PathLike[str]) -> int:
+    """Record every file of ``folder`` that isc_kit's verified record vouches for (after a fetch).
+
+    Does nothing (returns 0) when ``folder`` is not inside a DVC repository.
+    """
+    from ._dvcfiles import find_repo
+    from .errors import DvcError
+    from .records import iter_entries
+
+    try:
+        repo = find_repo(folder)
+    except DvcError:
+        return 0
+    base = os.path.abspath(folder)
+    rows = ((os.path.join(base, rel), md5, size, mtime) for rel, size, mtime, md5 in iter_entries(base))
+    return record_verified(repo.root, rows)
