@@ -99,8 +99,8 @@ class CacheFill:
 
     # ------------------------------------------------------------------------------------ objects
 
-    def fetch_objects(self, remote: DvcRemote, outs: list[Out], make_progress: Any) -> None:
-        """Fetch every object of ``outs`` that the cache lacks; remember the ones that failed."""
+    def plan_objects(self, outs: list[Out]) -> tuple[set[str], int]:
+        """(md5s the cache lacks, files the outputs hold); counts the files whose object is cached."""
         vouched = self._vouched()
         lacking: set[str] = set()
         files = 0
@@ -114,6 +114,11 @@ class CacheFill:
                 else:
                     lacking.add(md5)
         self.result.files += files
+        return lacking, files
+
+    def fetch_objects(self, remote: DvcRemote, outs: list[Out], make_progress: Any) -> None:
+        """Fetch every object of ``outs`` that the cache lacks; remember the ones that failed."""
+        lacking, files = self.plan_objects(outs)
         if not lacking:
             return
         total = sum(o.size for o in outs)

@@ -1,0 +1,128 @@
+"""The two single-measurement parts of bench/pull.py: peak RSS of a 1,000,000-entry pull plan, and the
+first ``dvc status`` after ``isc-kit pin`` with and without the DVC state records."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from isc_kit._dvcfiles import dvcfile_text, tree_bytes, tree_oid
+
+DVC = str(Path(sys.executable).with_name("dvc"))
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+#: Plans a pull in a child process (open the repo, read the .dir, check the cache for every object,
+#: build the engine items), prints its peak RSS in MB.
+PLAN = """
+import resource, sys
+from isc_kit._cachefill import CacheFill, items_for
+from isc_kit._dvcremote import resolve_remote
+from isc_kit.pull import PullResult, collect_outs
+from dvc.repo import Repo
+repo = Repo(sys.argv[1])
+result = PullResult()
+outs = collect_outs(repo, [], result)
+fill = CacheFill(repo.cache.local.path, 128, 5, result)
+remote = resolve_remote(repo.config, None)
+fill.fetch_listings(remote, outs)
+lacking, files = fill.plan_objects(outs)
+n = sum(1 for _ in items_for(remote, sorted(lacking)))
+print(files, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    subprocess.run([DVC, "init", "-q"], cwd=path, check=True, env=ENV)
+    subprocess.run(
+        [DVC, "config", "--local", "core.site_cache_dir", str(path / ".site")], cwd=path, check=True, env=ENV
+    )
+    return path
+
+
+def plan_rss(n: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="isc-kit-bench-plan-") as tmp:
+        repo = _repo(Path(tmp) / "r")
+        subprocess.run(
+            [DVC, "remote", "add", "-d", "team", str(Path(tmp) / "remote")], cwd=repo, check=True, env=ENV
+        )
+        entries = (
+            (f"part{i % 10}/R{i:06d}.jpg", hashlib.md5(i.to_bytes(8, "little")).hexdigest()) for i in range(n)
+        )
+        data = tree_bytes(entries)
+        oid = tree_oid(data)
+        obj = repo / ".dvc" / "cache" / "files" / "md5" / oid[:2] / oid[2:]
+        obj.parent.mkdir(parents=True)
+        obj.write_bytes(data)
+        os.chmod(obj, 0o444)
+        (repo / "data.dvc").write_text(dvcfile_text("data", oid, n * 177_000, n))
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", PLAN, str(repo)], capture_output=True, text=True, check=True
+        )
+        seconds = time.perf_counter() - t0
+        files, items, rss = out.stdout.split()
+    return (
+        f"pull plan of {int(files):,} entries (.dir {len(data) / 1e6:.0f} MB, none cached, {int(items):,} engine "
+        f"items built): peak RSS {float(rss):.0f} MB, {seconds:.1f} s"
+    )
+
+
+def status_after_pin(n: int) -> str:
+    from bench.pull import make_tree
+    from isc_kit import dvcstate
+
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="isc-kit-bench-pin-") as tmp:
+        tree = make_tree(n, 2048)
+        for label, record in (("with state records", True), ("without (before this change)", False)):
+            repo = _repo(Path(tmp) / label.split()[0])
+            _pin(repo, tree, record, dvcstate)
+            t0 = time.perf_counter()
+            proc = subprocess.run([DVC, "status", "-q"], cwd=repo, env=ENV, capture_output=True, text=True)
+            times[label] = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"dvc status not clean: {proc.stdout[-300:]}")
+    return "\n".join(
+        f"first `dvc status` after `isc-kit pin` of {n:,} files, {k}: {v:.2f} s" for k, v in times.items()
+    )
+
+
+def _pin(repo: Path, tree: list[tuple[str, bytes]], record: bool, dvcstate: object) -> None:
+    import pandas as pd
+
+    from isc_kit.manifest import STRING, Manifest
+    from isc_kit.pin import pin
+    from isc_kit.records import RecordWriter
+
+    folder = repo / "imgs"
+    with RecordWriter(folder) as w:
+        for rel, body in tree:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(body)
+            st = os.stat(folder / rel)
+            w.add(rel, st.st_size, st.st_mtime_ns, hashlib.md5(body).hexdigest())
+    table = pd.DataFrame(
+        {
+            "image_id": pd.array([f"R{i:06d}" for i in range(len(tree))], dtype=STRING),
+            "relpath": pd.array([r for r, _ in tree], dtype=STRING),
+            "md5": pd.array([hashlib.md5(b).hexdigest() for _, b in tree], dtype=STRING),
+            "size": pd.array([len(b) for _, b in tree], dtype="Int64"),
+        }
+    )
+    saved = dvcstate.record_pinned  # type: ignore[attr-defined]
+    if not record:
+        dvcstate.record_pinned = lambda *a, **k: 0  # type: ignore[attr-defined]
+    try:
+        pin(
+            Manifest("reference", "drivendata-competition-fb-isc-data", "all/reference_images/", table),
+            folder,
+        )
+    finally:
+        dvcstate.record_pinned = saved  # type: ignore[attr-defined]
