@@ -19,7 +19,7 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 #: Plans a pull in a child process (open the repo, read the .dir, check the cache for every object,
 #: build the engine items), prints its peak RSS in MB.
 PLAN = """
-import resource, sys
+import sys
 from isc_kit._cachefill import CacheFill, items_for
 from isc_kit._dvcremote import resolve_remote
 from isc_kit.pull import PullResult, collect_outs
@@ -32,7 +32,8 @@ remote = resolve_remote(repo.config, None)
 fill.fetch_listings(remote, outs)
 lacking, files = fill.plan_objects(outs)
 n = sum(1 for _ in items_for(remote, sorted(lacking)))
-print(files, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(files, n, int(hwm) / 1024)  # VmHWM: ru_maxrss would include the forking parent's pages
 """
 
 
