@@ -69,6 +69,16 @@ def write_remote(root: Path, tree: list[tuple[str, bytes]]) -> tuple[str, dict[s
     return oid, md5s
 
 
+def bench_env(endpoint: str, tmp: Path) -> dict[str, str]:
+    """No AWS credentials anywhere (every client sends unsigned requests); empty config files DVC accepts."""
+    empty = tmp / "aws-empty"
+    empty.write_text("")
+    env = {**_env(endpoint), **GIT_ID, "DVC_NO_ANALYTICS": "1"}
+    env.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty))
+    env.pop("ISC_KIT_ENDPOINT_URL", None)
+    return env
+
+
 def make_origin(path: Path, oid: str, size: int, nfiles: int, endpoint: str) -> Path:
     env = {**os.environ, **GIT_ID, "DVC_NO_ANALYTICS": "1"}
     path.mkdir(parents=True)
@@ -150,9 +160,8 @@ def bench_pull(n: int, size: int, rounds: int, clients: list[str], jobs: int) ->
         oid, md5s = write_remote(root, tree)
         del tree
         folders = RunFolders(Path(tmp), 3 * total + n * 8192)
-        with FastS3(root) as server:
-            env = {**_env(server.endpoint_url), **GIT_ID, "DVC_NO_ANALYTICS": "1"}
-            env.pop("ISC_KIT_ENDPOINT_URL", None)
+        with FastS3(root, etag=True) as server:
+            env = bench_env(server.endpoint_url, Path(tmp))
             origin = make_origin(Path(tmp) / "origin", oid, total, n, server.endpoint_url)
             times: dict[str, list[dict[str, float]]] = {c: [] for c in clients}
             for r in range(rounds):

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 
-from ._localtree import temp_name
+from ._localtree import TEMP_MARK
 from .errors import DvcError
 
 _ENTRY = re.compile(rb'\{"md5": "([0-9a-f]{32})", "relpath": "((?:[^"\\]|\\.)*)"\}')
@@ -39,6 +39,9 @@ _UNSUPPORTED = {
 _FICLONE = 0x40049409
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_CHUNK = 1 << 20
+_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_serial = itertools.count()
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 
 
@@ -74,7 +77,8 @@ class Placer:
 
     def place(self, cache_path: str, dest: str) -> str:
         """Make ``dest`` the cache file's bytes; returns the link type used."""
-        tmp = os.path.join(os.path.dirname(dest), temp_name(os.path.basename(dest)))
+        folder, name = os.path.split(dest)
+        tmp = f"{folder}{os.sep}.{name}{TEMP_MARK}{os.getpid()}-{next(_serial):x}"  # as _localtree.temp_name
         while True:
             kind = self.types[0] if self.types else ""
             if not kind:
@@ -128,7 +132,19 @@ def _symlink(src: str, dst: str) -> None:
 
 
 def _copy(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)  # the workspace copy is writable (umask), the cache stays read-only
+    """A plain copy, writable (umask) while the cache stays read-only; two reads and one write for a small file."""
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, _OPEN_NEW, 0o666)
+        try:
+            while chunk := os.read(fin, _CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fout, view) :]
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
 _MAKERS = {"reflink": _reflink, "hardlink": _hardlink, "symlink": _symlink, "copy": _copy}

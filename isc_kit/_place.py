@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 4096
-THREADS = 4
+THREADS = int(os.environ.get("ISC_KIT_PLACE_THREADS", "2"))
 
 
 def place_outs(
@@ -40,10 +40,11 @@ def place_outs(
     with ThreadPoolExecutor(THREADS, "isc-kit-place") as pool:
         for out in outs:
             dest = SafeDest(out.root)
-            if out.is_dir:
+            fresh = not os.path.lexists(out.path)  # nothing there yet: no file to compare with
+            if out.is_dir and not fresh:
                 _sweep(out.path)
             for chunk in _chunks(out.entries(), CHUNK):
-                rows += _place_chunk(repo, dest, chunk, fill, placer, pool, force, result)
+                rows += _place_chunk(repo, dest, chunk, fill, placer, pool, force, fresh, result)
                 if len(rows) >= BATCH:
                     result.recorded += save_rows(repo.state, rows)
                     rows = []
@@ -58,6 +59,7 @@ def _place_chunk(
     placer: Placer,
     pool: ThreadPoolExecutor,
     force: bool,
+    fresh: bool,
     result: PullResult,
 ) -> list[VerifiedRow]:
     todo: list[tuple[str, str]] = []  # (workspace path, md5)
@@ -71,7 +73,7 @@ def _place_chunk(
         except UnsafePathError as err:
             result.failed.append((rel, str(err)))
             continue
-        kind = _workspace_kind(full, fill.path(md5))
+        kind = "absent" if fresh else _workspace_kind(full, fill.path(md5))
         if kind == "absent":
             todo.append((full, md5))
         elif kind == "linked":
