@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from ._http import GetError, make_getter
+from ._http import GetError, _needs_proxy, make_getter
 from .catalog import REGIONS, base_bucket, bucket_for_region
 from .errors import ConfigError
 from .source import Source
@@ -43,7 +43,23 @@ class DvcRemote:
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
     def getter(self, jobs: int) -> Any:
-        return FolderGetter(self.folder) if self.folder is not None else make_getter([self.source], jobs)
+        """Folder reads; unsigned GETs; else SigV4 on the lean client (s3fs behind a proxy or without keys)."""
+        if self.folder is not None:
+            return FolderGetter(self.folder)
+        if self.source.anon or _needs_proxy(self.source):
+            return make_getter([self.source], jobs)
+        from ._s3sign import Credentials, SignedRawGetter, chain_credentials
+
+        entry = self.options
+        if entry.get("access_key_id") and entry.get("secret_access_key"):
+            creds = Credentials(
+                entry["access_key_id"], entry["secret_access_key"], entry.get("session_token")
+            )
+        else:
+            creds = chain_credentials(entry.get("profile"))
+        if creds is None:
+            return make_getter([self.source], jobs)  # s3fs says what is missing
+        return SignedRawGetter(jobs, creds, _signing_region(entry))
 
     def describe(self) -> str:
         return f"{self.name} ({self.url})"
@@ -97,6 +113,21 @@ def _s3_source(bucket: str, entry: dict[str, Any]) -> Source:
     anon = bool(entry.get("allow_anonymous_login")) and not _has_credentials(entry)
     endpoint = entry.get("endpointurl")
     return Source(base_bucket(bucket), region, endpoint.rstrip("/") if endpoint else None, anon, options)
+
+
+def _signing_region(entry: dict[str, Any]) -> str:
+    """The remote's ``region``, else the profile's, else us-east-1 (what boto uses at a custom endpoint)."""
+    if entry.get("region"):
+        return str(entry["region"])
+    try:
+        import botocore.session
+
+        return (
+            botocore.session.Session(profile=entry.get("profile")).get_config_variable("region")
+            or "us-east-1"
+        )
+    except Exception:
+        return "us-east-1"
 
 
 def _has_credentials(entry: dict[str, Any]) -> bool:

@@ -265,3 +265,35 @@ def test_not_a_dvc_repo_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "dvc init" in proc.stderr
+
+
+@pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
+def test_sigv4_headers_equal_botocores(token: str | None) -> None:
+    """The lean signed getter's Authorization equals botocore's S3 SigV4 for the same request and instant."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials as BotoCredentials
+
+    from isc_kit._s3sign import Credentials, sign_get
+
+    host, path = (
+        "team-bucket.s3.eu-west-1.amazonaws.com",
+        "/store/files/md5/ab/cdef0123456789abcdef0123456789",
+    )
+    request = AWSRequest(method="GET", url=f"https://{host}{path}")
+    request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    S3SigV4Auth(
+        BotoCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token), "s3", "eu-west-1"
+    ).add_auth(request)
+    ours = dict(
+        sign_get(
+            Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token),
+            "eu-west-1",
+            host,
+            path,
+            request.headers["X-Amz-Date"],
+        )
+    )
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["x-amz-content-sha256"] == request.headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
