@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ._localtree import SafeDest, is_temp, remove_stale_temps
-from .dvcstate import BATCH, VerifiedRow, known_md5s, save_rows
+from .dvcstate import BATCH, known_md5s, save_rows
 from .errors import UnsafePathError
 
 if TYPE_CHECKING:
@@ -29,26 +29,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 4096
-THREADS = int(os.environ.get("ISC_KIT_PLACE_THREADS", "2"))
 
 
 def place_outs(
     repo: Any, outs: list[Out], cache: str, placer: Placer, fill: CacheFill, force: bool, result: PullResult
 ) -> None:
-    """Check out every output's files from the cache; record them in DVC's state."""
-    rows: list[VerifiedRow] = []
-    with ThreadPoolExecutor(THREADS, "isc-kit-place") as pool:
+    """Check out every output's files from the cache; record them in DVC's state.
+
+    Placing runs on this thread (file creation is system time; threads only contend here), while
+    one more thread hands the finished batches to DVC's state (SQLite works without the GIL).
+    """
+    rows: list[Any] = []  # (path, md5, stat_result)
+    with ThreadPoolExecutor(1, "isc-kit-dvc-state") as recorder:
+        pending = []
         for out in outs:
             dest = SafeDest(out.root)
             fresh = not os.path.lexists(out.path)  # nothing there yet: no file to compare with
             if out.is_dir and not fresh:
                 _sweep(out.path)
             for chunk in _chunks(out.entries(), CHUNK):
-                rows += _place_chunk(repo, dest, chunk, fill, placer, pool, force, fresh, result)
+                rows += _place_chunk(repo, dest, chunk, fill, placer, force, fresh, result)
                 if len(rows) >= BATCH:
-                    result.recorded += save_rows(repo.state, rows)
+                    pending.append(recorder.submit(save_rows, repo.state, rows, checked=True))
                     rows = []
-    result.recorded += save_rows(repo.state, rows)
+        pending.append(recorder.submit(save_rows, repo.state, rows, checked=True))
+        result.recorded += sum(f.result() for f in pending)
 
 
 def _place_chunk(
@@ -57,14 +62,13 @@ def _place_chunk(
     chunk: list[tuple[str, str]],
     fill: CacheFill,
     placer: Placer,
-    pool: ThreadPoolExecutor,
     force: bool,
     fresh: bool,
     result: PullResult,
-) -> list[VerifiedRow]:
+) -> list[Any]:
     todo: list[tuple[str, str]] = []  # (workspace path, md5)
     present: list[tuple[str, str]] = []  # there as some regular file: right bytes or not?
-    rows: list[VerifiedRow] = []
+    rows: list[Any] = []  # (path, md5, stat_result)
     for rel, md5 in chunk:
         if md5 in fill.missing:
             continue
@@ -87,21 +91,19 @@ def _place_chunk(
                 result.unchanged += 1
             elif _md5_file(full) == md5:
                 result.unchanged += 1
-                rows += _stat_rows([(full, md5)])
+                rows += _stat_row(full, md5)
             elif force:
                 todo.append((full, md5))
             else:
                 result.conflicts.append(full)
-    if todo:
-        for full, _ in todo:
-            dest.parent(full)
-        placed = list(pool.map(lambda item: _place_one(placer, fill.path(item[1]), item[0]), todo))
-        for (full, md5), error in zip(todo, placed, strict=True):
-            if error:
-                result.failed.append((full, error))
-            else:
-                result.placed += 1
-                rows += _stat_rows([(full, md5)])
+    for full, md5 in todo:
+        dest.parent(full)
+        error = _place_one(placer, fill.path(md5), full)
+        if error:
+            result.failed.append((full, error))
+        else:
+            result.placed += 1
+            rows += _stat_row(full, md5)
     return rows
 
 
@@ -128,15 +130,12 @@ def _place_one(placer: Placer, cache_path: str, full: str) -> str:
     return ""
 
 
-def _stat_rows(items: Iterable[tuple[str, str]]) -> list[VerifiedRow]:
-    rows = []
-    for full, md5 in items:
-        try:
-            st = os.stat(full)
-        except OSError:
-            continue
-        rows.append((full, md5, st.st_size, st.st_mtime_ns))
-    return rows
+def _stat_row(full: str, md5: str) -> list[tuple[str, str, os.stat_result]]:
+    """``[(path, md5, stat)]`` of a file just placed or confirmed (as DVC will see it), ``[]`` if it is gone."""
+    try:
+        return [(full, md5, os.stat(full))]
+    except OSError:
+        return []
 
 
 def _sweep(folder: str) -> None:

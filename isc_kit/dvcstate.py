@@ -56,8 +56,11 @@ def _absolute(root: str, row: VerifiedRow) -> VerifiedRow:
     return (os.path.abspath(path), row[1], row[2], row[3])
 
 
-def save_rows(state: Any, rows: Iterable[VerifiedRow]) -> int:
-    """Save rows into an open DVC ``State`` in batches; 0 (and a debug line) if its API is not the expected one."""
+def save_rows(state: Any, rows: Iterable[VerifiedRow], *, checked: bool = False) -> int:
+    """Save rows into an open DVC ``State`` in batches; 0 (and a debug line) if its API is not the expected one.
+
+    ``checked``: the caller stat-ed each file just now (size and mtime are current), so skip re-checking.
+    """
     try:
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_objects.fs import LocalFileSystem
@@ -71,7 +74,7 @@ def save_rows(state: Any, rows: Iterable[VerifiedRow]) -> int:
     saved = 0
     batch: list[tuple[str, Any, dict[str, Any]]] = []
     try:
-        for path, md5, info in _current(rows):
+        for path, md5, info in _current(rows, checked):
             batch.append((path, HashInfo("md5", md5), info))
             if len(batch) >= BATCH:
                 state.save_many(batch, fs)
@@ -87,8 +90,12 @@ def save_rows(state: Any, rows: Iterable[VerifiedRow]) -> int:
     return saved
 
 
-def _current(rows: Iterable[VerifiedRow]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _current(rows: Iterable[Any], checked: bool = False) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(path, md5, DVC-style info) for each row whose file is still the verified bytes."""
+    if checked:  # rows of (path, md5, stat_result)
+        for path, md5, st in rows:
+            yield path, md5, stat_info(st)
+        return
     for path, md5, size, mtime_ns in rows:
         try:
             st = os.stat(path)  # a symlink into the cache counts as its target, as DVC sees it
