@@ -15,7 +15,9 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import records as _records
@@ -44,6 +46,8 @@ class CacheFill:
         self.result = result
         self.missing: set[str] = set()  # md5s still absent after the fetch (failed or not on the remote)
         self._fetched_any = False
+        self._done = threading.Event()
+        self._done.set()  # no fetch running
         self._sweep_temps()
 
     # ------------------------------------------------------------------------------------ state of one object
@@ -116,28 +120,81 @@ class CacheFill:
         self.result.files += files
         return lacking, files
 
-    def fetch_objects(self, remote: DvcRemote, outs: list[Out], make_progress: Any) -> None:
-        """Fetch every object of ``outs`` that the cache lacks; remember the ones that failed."""
+    def fetch_objects(
+        self,
+        remote: DvcRemote,
+        outs: list[Out],
+        make_progress: Any,
+        alongside: Callable[[], None] | None = None,
+    ) -> None:
+        """Fetch every object of ``outs`` that the cache lacks; remember the ones that failed.
+
+        ``alongside`` (placing the workspace) runs on another thread during the fetch: objects are
+        requested in the outputs' order, and :meth:`wait` hands each one over as it lands.
+        """
         lacking, files = self.plan_objects(outs)
         if not lacking:
+            if alongside is not None:
+                alongside()
             return
+        count = len(lacking)
         total = sum(o.size for o in outs)
-        estimate = int(total * len(lacking) / files) if files else 0
-        progress = make_progress(len(lacking)) if make_progress is not None else None
-        try:
-            tally = self._run(remote, items_for(remote, sorted(lacking)), len(lacking), estimate, progress)
-        finally:
-            if progress is not None:
-                progress.close()
-        failed = self._failed_paths(tally)
-        for md5 in lacking:
-            path = self.path(md5)
-            if path in failed:
-                self.missing.add(md5)
-            else:
-                os.chmod(path, CACHE_MODE)
+        estimate = int(total * count / files) if files else 0
+        asked = bytearray()  # 16 bytes per object requested (a million: 16 MB)
+        progress = make_progress(count) if make_progress is not None else None
+        self._done.clear()
+        with ThreadPoolExecutor(1, "isc-kit-place") as side:
+            placing = side.submit(alongside) if alongside is not None else None
+            try:
+                tally = self._run(
+                    remote, self._in_order(remote, outs, lacking, asked), count, estimate, progress
+                )
+            finally:
+                self._done.set()
+                if progress is not None:
+                    progress.close()
+            failed = self._failed_paths(tally)
+            for start in range(0, len(asked), 16):
+                md5 = asked[start : start + 16].hex()
+                if self.path(md5) in failed:
+                    self.missing.add(md5)
+                else:
+                    self._protect(self.path(md5))
+            if placing is not None:
+                placing.result()
         self.result.fetched += tally.transferred
         self.result.bytes += tally.bytes
+
+    def _in_order(
+        self, remote: DvcRemote, outs: list[Out], lacking: set[str], asked: bytearray
+    ) -> Iterator[Item]:
+        """Engine items for the lacking objects in the order the outputs list them (each once)."""
+        for out in outs:
+            for _rel, md5 in out.entries():
+                if md5 in lacking:
+                    lacking.discard(md5)
+                    asked += bytes.fromhex(md5)
+                    yield f"{md5[:2]}/{md5[2:]}", remote.key(md5), md5, None
+
+    def wait(self, md5: str) -> bool:
+        """Block until ``md5``'s object is in the cache (made read-only) or the fetch ended without it."""
+        path = self.path(md5)
+        while True:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if self._done.is_set() and not os.path.lexists(path):
+                    return False
+                self._done.wait(0.002)
+                continue
+            if st.st_mode & 0o777 != CACHE_MODE:
+                self._protect(path)  # only the engine puts objects here during a fetch, once verified
+            return True
+
+    @staticmethod
+    def _protect(path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, CACHE_MODE)
 
     def _vouched(self) -> dict[str, Any]:
         """The engine's record of objects verified by an earlier (interrupted) run, if there is one."""

@@ -97,6 +97,8 @@ def _place_chunk(
             else:
                 result.conflicts.append(full)
     for full, md5 in todo:
+        if not fill.wait(md5):
+            continue  # not fetched: reported with the remote's key
         dest.parent(full)
         error = _place_one(placer, fill.path(md5), full)
         if error:

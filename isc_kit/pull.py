@@ -170,6 +170,7 @@ def _pull(
 ) -> PullResult:
     from . import _cachefill
     from ._checkout import Placer
+    from ._place import place_outs
 
     result = PullResult()
     cache = repo.cache.local.path
@@ -181,18 +182,17 @@ def _pull(
         if key not in remotes:
             remotes[key] = resolve_remote(repo.config, key)
     fill = _cachefill.CacheFill(cache, jobs, retries, result)
+    groups = {key: [o for o in outs if (o.remote or remote) == key] for key in remotes}
     for key, rem in remotes.items():
-        mine = [o for o in outs if (o.remote or remote) == key]
-        fill.fetch_listings(rem, mine)
-    for key, rem in remotes.items():
-        mine = [o for o in outs if (o.remote or remote) == key and (not o.is_dir or o.listing is not None)]
-        fill.fetch_objects(rem, mine, make_progress)
+        fill.fetch_listings(rem, groups[key])
     placer = Placer(list(repo.cache.local.cache_types))
-    from ._place import place_outs
+    for key, rem in remotes.items():
+        ready = [o for o in groups[key] if not o.is_dir or o.listing is not None]
 
-    place_outs(
-        repo, [o for o in outs if not o.is_dir or o.listing is not None], cache, placer, fill, force, result
-    )
+        def place(ready: list[Out] = ready) -> None:
+            place_outs(repo, ready, cache, placer, fill, force, result)
+
+        fill.fetch_objects(rem, ready, make_progress, alongside=place)
     result.link_types = placer.used
     fill.finish()
     return result
