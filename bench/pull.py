@@ -213,7 +213,7 @@ def main() -> None:
     if args.status_after_pin:
         from bench.pull_extra import status_after_pin
 
-        print(status_after_pin(args.status_after_pin))
+        print(status_after_pin(args.status_after_pin, args.size))
         return
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if "isc-kit pull" not in clients:
