@@ -297,3 +297,42 @@ def test_sigv4_headers_equal_botocores(token: str | None) -> None:
     )
     assert ours["Authorization"] == request.headers["Authorization"]
     assert ours["x-amz-content-sha256"] == request.headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+
+
+def test_pipeline_outs_and_targets(tmp_path: Path) -> None:
+    """Outputs of dvc.lock are pulled like .dvc-tracked ones; a TARGET limits the pull to its output."""
+    origin = make_repo(tmp_path / "origin")
+    write_tree(origin / "data", {"x.txt": b"tracked by data.dvc"})
+    run([DVC, "add", "-q", "data"], origin)
+    run(
+        [
+            DVC,
+            "stage",
+            "add",
+            "-q",
+            "-n",
+            "make",
+            "-o",
+            "made",
+            "mkdir -p made/sub && echo built > made/sub/out.txt",
+        ],
+        origin,
+    )
+    run([DVC, "repro", "-q"], origin)
+    run([DVC, "remote", "add", "-d", "team", str(tmp_path / "remote-folder")], origin)
+    run([DVC, "push", "-q"], origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "pipeline"], origin)
+    ours = clone(origin, tmp_path / "ours")
+    proc = isc(["pull", "made", "--json"], ours)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outs"] == 1
+    assert (ours / "made" / "sub" / "out.txt").read_text() == "built\n"
+    assert not (ours / "data").exists(), "a target pulls only its output"
+    assert isc(["pull", "data.dvc"], ours).returncode == 0
+    assert (ours / "data" / "x.txt").read_bytes() == b"tracked by data.dvc"
+    assert hashes_in_status(ours) == 0
+    bad = isc(["pull", "nowhere"], ours)
+    assert bad.returncode != 0
+    assert "no DVC-tracked output" in bad.stderr
+    assert "Traceback" not in bad.stderr
