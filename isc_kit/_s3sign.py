@@ -45,12 +45,25 @@ def sign_get(
     key_cache: dict[str, bytes] | None = None,
 ) -> list[tuple[str, str]]:
     """The headers that sign ``GET path`` at ``host`` for S3 in ``region`` at ``amz_date`` (``YYYYMMDDTHHMMSSZ``)."""
+    return sign_request("GET", creds, region, host, path, amz_date, key_cache)
+
+
+def sign_request(
+    method: str,
+    creds: Credentials,
+    region: str,
+    host: str,
+    path: str,
+    amz_date: str,
+    key_cache: dict[str, bytes] | None = None,
+) -> list[tuple[str, str]]:
+    """SigV4 headers for ``method path`` with an unsigned payload (other headers are sent unsigned)."""
     day = amz_date[:8]
     headers = [("host", host), ("x-amz-content-sha256", _UNSIGNED), ("x-amz-date", amz_date)]
     if creds.token:
         headers.append(("x-amz-security-token", creds.token))
     names = ";".join(n for n, _ in headers)
-    canonical = "\n".join(["GET", path, "", *(f"{n}:{v}" for n, v in headers), "", names, _UNSIGNED])
+    canonical = "\n".join([method, path, "", *(f"{n}:{v}" for n, v in headers), "", names, _UNSIGNED])
     scope = f"{day}/{region}/s3/aws4_request"
     to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     cache_key = f"{day}/{region}"

@@ -336,3 +336,57 @@ def test_pipeline_outs_and_targets(tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "no DVC-tracked output" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("kind", ["s3", "folder"])
+def test_push_then_dvc_pull_in_a_fresh_clone(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """`isc-kit push` sends what the remote lacks (Content-MD5 checked by S3); `dvc pull` elsewhere gets it."""
+    if kind == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        url, extra = f"s3://{request.getfixturevalue('make_bucket')({})}/store", endpoint
+    else:
+        url, extra = str(tmp_path / "remote-folder"), None
+    origin = make_repo(tmp_path / "origin")
+    write_tree(origin / "data", TREE)
+    run([DVC, "add", "-q", "data"], origin)
+    run([DVC, "remote", "add", "-d", "team", url], origin)
+    if extra:
+        run([DVC, "remote", "modify", "team", "endpointurl", extra], origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "data"], origin)
+    proc = isc(["push", "--json"], origin)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["uploaded"] == len(set(TREE.values())) + 1, "every object once, and the .dir"
+    again = json.loads(isc(["push", "--json"], origin).stdout)
+    assert (again["uploaded"], again["present"]) == (0, out["uploaded"])
+    theirs = clone(origin, tmp_path / "theirs")
+    subprocess.run([DVC, "pull", "-q"], cwd=theirs, env=env_for(), check=True, capture_output=True)
+    got = {k: hashlib.md5((theirs / k).read_bytes()).hexdigest() for k in expected_md5s()}
+    assert got == expected_md5s()
+
+
+def test_push_refuses_a_damaged_cache_object(
+    tmp_path: Path, s3_endpoint: str, make_bucket, boto_client
+) -> None:
+    """A cache file that is not its name's bytes is not uploaded, and the .dir is held back."""
+    bucket = make_bucket({})
+    origin = make_repo(tmp_path / "origin")
+    write_tree(origin / "data", TREE)
+    run([DVC, "add", "-q", "data"], origin)
+    run([DVC, "remote", "add", "-d", "team", f"s3://{bucket}/store"], origin)
+    run([DVC, "remote", "modify", "team", "endpointurl", s3_endpoint], origin)
+    md5 = hashlib.md5(TREE["top.txt"]).hexdigest()
+    obj = origin / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    obj.chmod(0o644)
+    obj.write_bytes(b"bit rot")
+    proc = isc(["push", "--json"], origin)
+    assert proc.returncode == 1
+    failed = json.loads(proc.stdout)["failed"]
+    key = f"store/files/md5/{md5[:2]}/{md5[2:]}"
+    assert any(f["object"] == key and "not uploaded" in f["reason"] for f in failed), failed
+    keys = {o["Key"] for o in boto_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert key not in keys
+    assert not any(k.endswith(".dir") for k in keys), "no listing whose files are not all there"

@@ -30,6 +30,7 @@ COMMANDS = (
     "demo",
     "share",
     "pull",
+    "push",
 )
 
 logger = logging.getLogger("isc_kit")
