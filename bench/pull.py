@@ -12,6 +12,7 @@ rotating. After each pull the workspace is checked byte for byte against the tre
     python -m bench.pull --files 10000 --size 177000 --rounds 3
     python -m bench.pull --plan-rss 1000000          # peak RSS of planning a 1,000,000-entry pull
     python -m bench.pull --status-after-pin 100000   # first `dvc status` after pin, with / without state
+    python -m bench.pull --push 10000 --rounds 3     # isc-kit push vs dvc push to a folder remote
 """
 
 from __future__ import annotations
@@ -204,11 +205,19 @@ def main() -> None:
     p.add_argument(
         "--status-after-pin", type=int, metavar="N", help="only: first dvc status after pin of N files"
     )
+    p.add_argument(
+        "--push", type=int, metavar="N", help="only: isc-kit push vs dvc push of N files to a folder remote"
+    )
     args = p.parse_args()
     if args.plan_rss:
         from bench.pull_extra import plan_rss
 
         print(plan_rss(args.plan_rss))
+        return
+    if args.push:
+        from bench.pull_extra import push_folder
+
+        print(push_folder(args.push, args.size, max(1, args.rounds)))
         return
     if args.status_after_pin:
         from bench.pull_extra import status_after_pin

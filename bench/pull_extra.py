@@ -159,3 +159,67 @@ def _pin(repo: Path, tree: list[tuple[str, bytes]], record: bool, dvcstate: obje
         )
     finally:
         dvcstate.record_pinned = saved  # type: ignore[attr-defined]
+
+
+def push_folder(n: int, size: int, rounds: int) -> str:
+    """`isc-kit push` vs `dvc push` of ``n`` cached objects to an empty folder remote on a new ext4 file system."""
+    import statistics
+
+    from bench.fetch import RunFolders
+    from bench.pull import make_tree
+
+    ISC = str(Path(sys.executable).with_name("isc-kit"))
+    times: dict[str, list[float]] = {"isc-kit push": [], "dvc push": []}
+    with tempfile.TemporaryDirectory(prefix="isc-kit-bench-push-") as tmp:
+        repo = _repo(Path(tmp) / "origin")
+        cache = repo / ".dvc" / "cache" / "files" / "md5"
+        tree = make_tree(n, size)
+        md5s = {}
+        for rel, body in tree:
+            md5 = md5s[rel] = hashlib.md5(body).hexdigest()
+            (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
+            (cache / md5[:2] / md5[2:]).write_bytes(body)
+            os.chmod(cache / md5[:2] / md5[2:], 0o444)
+        total = sum(len(b) for _, b in tree)
+        del tree
+        data = tree_bytes(md5s.items())
+        oid = tree_oid(data)
+        (cache / oid[:2]).mkdir(parents=True, exist_ok=True)
+        (cache / oid[:2] / oid[2:]).write_bytes(data)
+        (repo / "data.dvc").write_text(dvcfile_text("data", oid, total, n))
+        folders = RunFolders(Path(tmp), 2 * total + n * 8192)
+        names = list(times)
+        for r in range(rounds):
+            for name in names[r % 2 :] + names[: r % 2]:
+                with folders.fresh(f"p{r}-{name.split()[0]}") as mnt:
+                    subprocess.run(
+                        [DVC, "remote", "add", "-f", "-d", "team", str(mnt / "remote")],
+                        cwd=repo,
+                        check=True,
+                        env=ENV,
+                    )
+                    cmd = [ISC, "-q", "push"] if name == "isc-kit push" else [DVC, "push", "-q"]
+                    os.sync()
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, cwd=repo, check=True, env=ENV, capture_output=True)
+                    times[name].append(time.perf_counter() - t0)
+                    got = sum(len(f) for _r, _d, f in os.walk(mnt / "remote"))
+                    if got != n + 1:
+                        raise RuntimeError(f"{name}: {got} objects in the remote, expected {n + 1}")
+                print(f"  push round {r + 1}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    ratio = statistics.median(a / b for a, b in zip(times["isc-kit push"], times["dvc push"], strict=True))
+    return "\n".join(
+        [
+            f"### push: {n:,} objects, {total / 1e6:,.0f} MB, to an empty folder remote on a new ext4 file system, "
+            f"{rounds} interleaved rounds",
+            "",
+            "| client | median s | files/s |",
+            "|---|---|---|",
+            *(
+                f"| {k} | {statistics.median(v):.2f} | {n / statistics.median(v):,.0f} |"
+                for k, v in times.items()
+            ),
+            "",
+            f"isc-kit push / dvc push: {ratio:.2f} (median of per-round ratios)",
+        ]
+    )
