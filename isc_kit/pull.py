@@ -15,6 +15,7 @@ and workspace files are renamed into place from temp names.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._dvcremote import DvcRemote, resolve_remote
-from ._engine import Tally
 from .errors import DvcError
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,9 @@ def pull(
     return result
 
 
-def _locked(repo: Any) -> Any:
+@contextlib.contextmanager
+def _locked(repo: Any) -> Iterator[None]:
+    """DVC's repository lock for the whole run, as ``dvc pull`` takes it; one clear line if it is held."""
     from dvc.lock import LockError
 
     try:
@@ -148,15 +150,10 @@ def _locked(repo: Any) -> Any:
         raise DvcError(
             f"{repo.root_dir}: another DVC command is running ({err}); wait for it, then rerun"
         ) from None
-
-    class _Release:
-        def __enter__(self) -> None:
-            return None
-
-        def __exit__(self, *exc: object) -> None:
-            repo.lock.unlock()
-
-    return _Release()
+    try:
+        yield
+    finally:
+        repo.lock.unlock()
 
 
 def _pull(
@@ -226,4 +223,4 @@ def _selects(target: str, path: str, stage_file: str) -> bool:
     return target.startswith(path + os.sep) or path.startswith(target + os.sep)
 
 
-__all__ = ["Out", "PullResult", "Tally", "collect_outs", "pull"]
+__all__ = ["Out", "PullResult", "collect_outs", "pull"]
