@@ -390,3 +390,17 @@ def test_push_refuses_a_damaged_cache_object(
     keys = {o["Key"] for o in boto_client.list_objects_v2(Bucket=bucket).get("Contents", [])}
     assert key not in keys
     assert not any(k.endswith(".dir") for k in keys), "no listing whose files are not all there"
+
+
+def test_listing_reader_matches_json() -> None:
+    """The compact .dir reader gives what json.loads gives: escapes, non-ASCII, and non-canonical JSON."""
+    from isc_kit._checkout import iter_listing
+    from isc_kit._dvcfiles import tree_bytes
+
+    names = ["plain.jpg", 'quote".jpg', "back\\slash.jpg", "é/ü.jpg", "tab\t.jpg", "a b/c.jpg"]
+    entries = [(n, hashlib.md5(n.encode()).hexdigest()) for n in names]
+    canonical = tree_bytes(entries)
+    want = [(e["relpath"], e["md5"]) for e in json.loads(canonical)]
+    assert list(iter_listing(canonical)) == want
+    other = json.dumps([{"relpath": r, "md5": m} for r, m in want], separators=(",", ":")).encode()
+    assert list(iter_listing(other)) == want
