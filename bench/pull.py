@@ -109,14 +109,21 @@ def check_tree(work: Path, md5s: dict[str, str]) -> None:
         raise RuntimeError(f"{work}: {found} files, expected {len(md5s)}")
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB of the command's process, from wait4)."""
     os.sync()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({proc.returncode}): {proc.stderr[-800:]}")
-    return seconds
+        raise RuntimeError(
+            f"{' '.join(cmd[:3])} failed ({proc.returncode}): {err[-800:].decode(errors='replace')}"
+        )
+    return seconds, usage.ru_maxrss / 1024
 
 
 def one_run(
@@ -138,13 +145,15 @@ def one_run(
             src,
             f"{mnt}/objs/",
         ]
-        return {"pull": timed(cmd, mnt, env)}
+        seconds, rss = timed(cmd, mnt, env)
+        return {"pull": seconds, "rss": rss}
     cmd = (
         [ISC, "-q", "pull", "--no-progress", "--jobs", str(jobs)]
         if name == "isc-kit pull"
         else [DVC, "pull", "-q"]
     )
-    out = {"pull": timed(cmd, clone, env)}
+    seconds, rss = timed(cmd, clone, env)
+    out = {"pull": seconds, "rss": rss}
     t0 = time.perf_counter()
     status = subprocess.run([DVC, "status", "-q"], cwd=clone, env=env, capture_output=True, text=True)
     out["status"] = time.perf_counter() - t0
@@ -182,15 +191,16 @@ def _table(n: int, total: int, rounds: int, times: dict[str, list[dict[str, floa
         f"### pull: {n:,} files, {total / 1e6:,.0f} MB, S3 team remote on the nginx stand-in, {rounds} interleaved rounds"
         + (", each into a new ext4 file system" if loop else ""),
         "",
-        "| client | median s | files/s | isc-kit time / client time (median of per-round ratios) | first `dvc status` after, s |",
-        "|---|---|---|---|---|",
+        "| client | median s | files/s | isc-kit time / client time (median of per-round ratios) | first `dvc status` after, s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in times.items():
         pulls = [t["pull"] for t in runs]
         med = statistics.median(pulls)
         ratio = statistics.median(a / b for a, b in zip(ours, pulls, strict=True))
         status = f"{statistics.median(t['status'] for t in runs):.2f}" if "status" in runs[0] else "-"
-        lines.append(f"| {name} | {med:.2f} | {n / med:,.0f} | {ratio:.2f} | {status} |")
+        rss = max(t.get("rss", 0.0) for t in runs)
+        lines.append(f"| {name} | {med:.2f} | {n / med:,.0f} | {ratio:.2f} | {status} | {rss:,.0f} |")
     return "\n".join(lines)
 
 
