@@ -235,6 +235,9 @@ def main() -> None:
         print(status_after_pin(args.status_after_pin, args.size))
         return
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = set(clients) - {"isc-kit pull", "dvc pull", "s5cmd cp"}
+    if unknown:
+        p.error(f"unknown clients {', '.join(sorted(unknown))}; choose from isc-kit pull, dvc pull, s5cmd cp")
     if "isc-kit pull" not in clients:
         clients.insert(0, "isc-kit pull")
     print(bench_pull(args.files, args.size, max(1, args.rounds), clients, args.jobs))
