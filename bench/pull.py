@@ -109,21 +109,36 @@ def check_tree(work: Path, md5s: dict[str, str]) -> None:
         raise RuntimeError(f"{work}: {found} files, expected {len(md5s)}")
 
 
+#: Runs the isc-kit CLI and reports its own peak RSS (VmHWM belongs to the process's memory after
+#: exec; wait4's ru_maxrss would include the forking bench process's pages).
+WITH_HWM = """
+import sys
+from isc_kit.cli.main import main
+try:
+    rc = main(sys.argv[1:])
+finally:
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]
+    print(f"VMHWM {hwm}", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB of the command's process, from wait4)."""
+    """(seconds, peak RSS in MB that a wrapped isc-kit reports; 0 for other commands)."""
     os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    _pid, status, _usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{' '.join(cmd[:3])} failed ({proc.returncode}): {err[-800:].decode(errors='replace')}"
         )
-    return seconds, usage.ru_maxrss / 1024
+    hwm = [line for line in err.decode(errors="replace").splitlines() if line.startswith("VMHWM ")]
+    return seconds, int(hwm[-1].split()[1]) / 1024 if hwm else 0.0  # others: not measured (see above)
 
 
 def one_run(
@@ -148,7 +163,7 @@ def one_run(
         seconds, rss = timed(cmd, mnt, env)
         return {"pull": seconds, "rss": rss}
     cmd = (
-        [ISC, "-q", "pull", "--no-progress", "--jobs", str(jobs)]
+        [sys.executable, "-c", WITH_HWM, "-q", "pull", "--no-progress", "--jobs", str(jobs)]
         if name == "isc-kit pull"
         else [DVC, "pull", "-q"]
     )
@@ -200,7 +215,8 @@ def _table(n: int, total: int, rounds: int, times: dict[str, list[dict[str, floa
         ratio = statistics.median(a / b for a, b in zip(ours, pulls, strict=True))
         status = f"{statistics.median(t['status'] for t in runs):.2f}" if "status" in runs[0] else "-"
         rss = max(t.get("rss", 0.0) for t in runs)
-        lines.append(f"| {name} | {med:.2f} | {n / med:,.0f} | {ratio:.2f} | {status} | {rss:,.0f} |")
+        shown = f"{rss:,.0f}" if rss else "-"
+        lines.append(f"| {name} | {med:.2f} | {n / med:,.0f} | {ratio:.2f} | {status} | {shown} |")
     return "\n".join(lines)
 
 
