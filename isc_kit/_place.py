@@ -36,8 +36,9 @@ def place_outs(
 ) -> None:
     """Check out every output's files from the cache; record them in DVC's state.
 
-    Placing runs on this thread (file creation is system time; threads only contend here), while
-    one more thread hands the finished batches to DVC's state (SQLite works without the GIL).
+    Called on one thread beside the fetch (it waits for each object as it lands; more placing
+    threads only contended here), while one more thread hands finished batches to DVC's state
+    (SQLite works without the GIL); at most two batches wait, so memory stays bounded.
     """
     rows: list[Any] = []  # (path, md5, stat_result)
     with ThreadPoolExecutor(1, "isc-kit-dvc-state") as recorder:
@@ -50,6 +51,8 @@ def place_outs(
             for chunk in _chunks(out.entries(), CHUNK):
                 rows += _place_chunk(repo, dest, chunk, fill, placer, force, fresh, result)
                 if len(rows) >= BATCH:
+                    if len(pending) >= 2:  # at most two batches waiting: memory stays bounded
+                        result.recorded += pending.pop(0).result()
                     pending.append(recorder.submit(save_rows, repo.state, rows, checked=True))
                     rows = []
         pending.append(recorder.submit(save_rows, repo.state, rows, checked=True))
