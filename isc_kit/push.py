@@ -140,6 +140,13 @@ def _push_group(
             _copy_to_folder(rem, cache, todo, result)
         else:
             from ._engine import run_sync
+            from ._http import _needs_proxy
+
+            if _needs_proxy(rem.source):
+                raise DvcError(
+                    f"{rem.describe()} is reached through an HTTP(S) proxy, which isc-kit push does not use; "
+                    "push with `dvc push`, or set NO_PROXY for the remote's host"
+                )
 
             run_sync(lambda todo=todo: _upload_all(rem, cache, todo, jobs, result))
 
@@ -155,7 +162,7 @@ def _on_remote(rem: DvcRemote) -> set[str]:
         }
     from .source import list_objects, make_filesystem
 
-    prefix = rem.key("xx")[: -len("xx/")].rstrip("/") + "/"
+    prefix = f"{rem.prefix}/files/md5/" if rem.prefix else "files/md5/"
     found = set()
     for obj in list_objects(rem.source, prefix, make_filesystem(rem.source)):
         oid = obj["key"][len(prefix) :].replace("/", "", 1)
