@@ -404,3 +404,21 @@ def test_listing_reader_matches_json() -> None:
     assert list(iter_listing(canonical)) == want
     other = json.dumps([{"relpath": r, "md5": m} for r, m in want], separators=(",", ":")).encode()
     assert list(iter_listing(other)) == want
+
+
+def test_record_tree_spares_dvc_add_the_hashing(tmp_path: Path) -> None:
+    """After a fetch's verified record is handed to DVC's state (record_tree), `dvc add` hashes nothing."""
+    from isc_kit.dvcstate import record_tree
+
+    repo = make_repo(tmp_path / "r")
+    write_tree(repo / "imgs", FILES)
+    record_all(repo / "imgs", FILES)
+    (repo / "imgs" / "Zebra.jpg").write_bytes(b"changed after it was verified")  # must not be recorded
+    assert record_tree(repo / "imgs") == len(FILES) - 1
+    assert record_tree(tmp_path) == 0, "outside a DVC repository nothing is recorded"
+    script = COUNT_HASHES.replace('main(["status", "--quiet"])', 'main(["add", "-q", "imgs"])')
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, env=env_for(), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split("HASHED")[-1]) == 1, "only the file changed since its verification"
