@@ -217,7 +217,12 @@ class CacheFill:
     def finish(self) -> None:
         """Drop the engine's record once every object it lists is read-only (nothing left to vouch for)."""
         if self._fetched_any and not self.missing:
-            _records.record_path(self.cache).unlink(missing_ok=True)
+            record = _records.record_path(self.cache)
+            record.unlink(missing_ok=True)
+            with contextlib.suppress(
+                OSError
+            ):  # leave .dvc/cache/files as DVC made it when nothing else is there
+                record.parent.rmdir()
 
     def _sweep_temps(self) -> None:
         """Remove partial downloads a killed run left in the cache (only when its record says one ran)."""
