@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import records as _records
@@ -195,6 +196,56 @@ class CacheFill:
     def _protect(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(path, CACHE_MODE)
+
+    def from_source(self, pinned: str, remote: DvcRemote) -> set[str]:
+        """Fetch the objects the remote lacked from the public bucket, by their md5 in a pinned manifest.
+
+        Returns the md5s now in the cache; their failures are dropped from the result.
+        """
+        import pandas as pd
+
+        from ._fetchcore import pick_sources, run_engine
+        from ._localtree import SafeDest
+        from .manifest import load_pinned
+
+        manifest = load_pinned(pinned)
+        t = manifest.table
+        wanted: dict[str, tuple[str, int | None]] = {}
+        for rel, md5, size in zip(t["relpath"], t["md5"], t["size"], strict=True):
+            if isinstance(md5, str) and md5 in self.missing:
+                wanted[md5] = (rel, None if pd.isna(size) else int(size))
+        if not wanted:
+            return set()
+        logger.info("fetching %d objects the remote lacks from %s", len(wanted), manifest.bucket)
+        items = (
+            (f"{md5[:2]}/{md5[2:]}", manifest.prefix + rel, md5, size) for md5, (rel, size) in wanted.items()
+        )
+        sources = pick_sources(manifest.bucket, None, None, None)
+        tally = run_engine(
+            items,
+            len(wanted),
+            0,
+            Path(self.cache),
+            SafeDest(self.cache),
+            sources,
+            self.jobs,
+            self.retries,
+            None,
+        )
+        failed = self._failed_paths(tally)
+        got = {m for m in wanted if self.path(m) not in failed}
+        for md5 in got:
+            self._protect(self.path(md5))
+        self.missing -= got
+        keys = {remote.key(m) for m in got}
+        self.result.failed = [(o, why) for o, why in self.result.failed if o not in keys]
+        for rel, why in tally.failed:
+            self.result.failed.append(
+                (f"{manifest.bucket}:{manifest.prefix}{wanted[rel.replace('/', '', 1)][0]}", why)
+            )
+        self.result.fetched += tally.transferred
+        self.result.bytes += tally.bytes
+        return got
 
     def _vouched(self) -> dict[str, Any]:
         """The engine's record of objects verified by an earlier (interrupted) run, if there is one."""

@@ -32,13 +32,21 @@ CHUNK = 4096
 
 
 def place_outs(
-    repo: Any, outs: list[Out], cache: str, placer: Placer, fill: CacheFill, force: bool, result: PullResult
+    repo: Any,
+    outs: list[Out],
+    cache: str,
+    placer: Placer,
+    fill: CacheFill,
+    force: bool,
+    result: PullResult,
+    only: set[str] | None = None,
 ) -> None:
     """Check out every output's files from the cache; record them in DVC's state.
 
     Called on one thread beside the fetch (it waits for each object as it lands; more placing
     threads only contended here), while one more thread hands finished batches to DVC's state
     (SQLite works without the GIL); at most two batches wait, so memory stays bounded.
+    ``only``: place just the files of these md5s (a second pass after ``--from-source``).
     """
     rows: list[Any] = []  # (path, md5, stat_result)
     with ThreadPoolExecutor(1, "isc-kit-dvc-state") as recorder:
@@ -48,7 +56,8 @@ def place_outs(
             fresh = not os.path.lexists(out.path)  # nothing there yet: no file to compare with
             if out.is_dir and not fresh:
                 _sweep(out.path)
-            for chunk in _chunks(out.entries(), CHUNK):
+            entries = out.entries() if only is None else ((r, m) for r, m in out.entries() if m in only)
+            for chunk in _chunks(entries, CHUNK):
                 rows += _place_chunk(repo, dest, chunk, fill, placer, force, fresh, result)
                 if len(rows) >= BATCH:
                     if len(pending) >= 2:  # at most two batches waiting: memory stays bounded

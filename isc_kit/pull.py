@@ -114,8 +114,13 @@ def pull(
     retries: int = 5,
     force: bool = False,
     make_progress: Any = None,
+    from_source: str | os.PathLike[str] | None = None,
 ) -> PullResult:
     """Fetch what the cache lacks for ``targets`` (default: every tracked output) and check it out.
+
+    ``from_source``: a pinned manifest; objects the remote lacks are fetched from its public
+    bucket by md5 (off by default: a remote missing objects is a push that did not finish, and
+    a ``.dvc`` file does not name the manifest it came from).
 
     ``make_progress(n_objects)`` may return a progress callback (``set_size``,
     ``relative_update``, ``file_done``, ``close``) for the transfer.
@@ -131,7 +136,9 @@ def pull(
         ) from None
     try:
         with _locked(repo):
-            result = _pull(repo, targets, remote, jobs or DEFAULT_JOBS, retries, force, make_progress)
+            result = _pull(
+                repo, targets, remote, jobs or DEFAULT_JOBS, retries, force, make_progress, from_source
+            )
     finally:
         repo.close()
     result.seconds = time.perf_counter() - started
@@ -164,6 +171,7 @@ def _pull(
     retries: int,
     force: bool,
     make_progress: Any,
+    from_source: str | os.PathLike[str] | None = None,
 ) -> PullResult:
     from . import _cachefill
     from ._checkout import Placer
@@ -190,6 +198,10 @@ def _pull(
             place_outs(repo, ready, cache, placer, fill, force, result)
 
         fill.fetch_objects(rem, ready, make_progress, alongside=place)
+        if from_source and fill.missing:
+            got = fill.from_source(from_source, rem)
+            if got:
+                place_outs(repo, ready, cache, placer, fill, force, result, only=got)
     result.link_types = placer.used
     fill.finish()
     return result

@@ -422,3 +422,31 @@ def test_record_tree_spares_dvc_add_the_hashing(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.split("HASHED")[-1]) == 1, "only the file changed since its verification"
+
+
+def test_from_source_fills_what_the_remote_lacks(
+    tmp_path: Path, s3_endpoint: str, pinned: Path, tiny_root: Path
+) -> None:
+    """--from-source PINNED: objects missing from the team remote come from the public bucket, MD5-checked."""
+    from isc_kit.manifest import load_pinned
+
+    table = load_pinned(pinned).table.head(6)
+    tree = {rel: (tiny_root / "all" / "reference_images" / rel).read_bytes() for rel in table["relpath"]}
+    origin = origin_with_remote(tmp_path, str(tmp_path / "remote-folder"), tree=tree)
+    lost = [hashlib.md5(tree[rel]).hexdigest() for rel in list(tree)[:2]]
+    for md5 in lost:
+        (tmp_path / "remote-folder" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    ours = clone(origin, tmp_path / "ours")
+    env = {**env_for(), "ISC_KIT_ENDPOINT_URL": s3_endpoint}
+    proc = subprocess.run(
+        [sys.executable, "-m", "isc_kit", "pull", "--json", "--from-source", str(pinned)],
+        cwd=ours, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["failed"] == []
+    assert out["placed"] == len(tree)
+    assert {
+        k: hashlib.md5((ours / k).read_bytes()).hexdigest() for k in expected_md5s(tree)
+    } == expected_md5s(tree)
+    assert hashes_in_status(ours) == 0

@@ -23,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, metavar="N", help="concurrent requests (default 128)")
     p.add_argument("--retries", type=int, default=5, metavar="N", help="retries per object (default 5)")
     p.add_argument("--force", action="store_true", help="replace workspace files that were modified locally")
+    p.add_argument(
+        "--from-source",
+        metavar="PINNED",
+        help="fetch objects the remote lacks from the public bucket, by md5, through this pinned manifest",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         force=args.force,
         make_progress=progress,
+        from_source=args.from_source,
     )
     print(f"isc-kit pull: {result.summary()}", file=sys.stderr)
     for what, why in result.failed[:MAX_SHOWN]:
