@@ -145,11 +145,20 @@ class FastS3:
     """nginx + listing sidecar over ``root`` for every regional bucket; ``delay_ms`` per request."""
 
     def __init__(
-        self, root: Path, *, delay_ms: float = 0.0, port: int = 0, workers: int = 1, empty: bool = False
+        self,
+        root: Path,
+        *,
+        delay_ms: float = 0.0,
+        port: int = 0,
+        workers: int = 1,
+        empty: bool = False,
+        etag: bool = False,
     ):
-        """``empty=True`` answers every object GET with an empty 200 body (for the 1M-entry memory run)."""
+        """``empty=True`` answers every object GET with an empty 200 body (for the 1M-entry memory run).
+        ``etag=True`` sends nginx's ETags and honours If-Match (s3fs, so ``dvc pull``, sends If-Match)."""
         self.root, self.delay_ms, self.port, self.workers = Path(root), delay_ms, port, workers
         self.empty = empty
+        self.etag = etag
         self._tmp: Path | None = None
         self._nginx: subprocess.Popen[bytes] | None = None
         self._sidecar: http.server.ThreadingHTTPServer | None = None
@@ -189,7 +198,7 @@ http {{
   access_log off;
   sendfile on; tcp_nopush on; tcp_nodelay on;
   keepalive_requests 10000000; keepalive_timeout 120;
-  etag off;
+  etag {"on" if self.etag else "off"};
   default_type application/octet-stream;
   client_body_temp_path {self._tmp}/t1; proxy_temp_path {self._tmp}/t2; fastcgi_temp_path {self._tmp}/t3;
   uwsgi_temp_path {self._tmp}/t4; scgi_temp_path {self._tmp}/t5;

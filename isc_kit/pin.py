@@ -249,6 +249,9 @@ def pin(
         cached,
         oid,
     )
+    from .dvcstate import record_pinned  # DVC's first status after a pin hashes nothing
+
+    record_pinned(repo.root, target, plan.entries)
     return result
 
 

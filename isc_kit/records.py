@@ -126,6 +126,14 @@ def _open_shared(path: Path) -> int:
         os.close(fd)  # compacted between open and lock: append to the new file
 
 
+def has_lines(path: Path) -> bool:
+    """Whether the record holds anything beyond its header."""
+    try:
+        return path.stat().st_size > len(HEADER)
+    except OSError:
+        return False
+
+
 def compact(path: Path, *, drop: Iterable[str] = ()) -> int | None:
     """Rewrite the record with one line per file (latest wins, sorted), minus ``drop``; atomic.
 

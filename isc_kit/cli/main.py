@@ -32,6 +32,8 @@ COMMANDS = (
     "stage",
     "demo",
     "share",
+    "pull",
+    "push",
     "completion",
 )
 #: Run by dvc.yaml, not by people: accepted, but not listed in ``--help`` or completions.
@@ -55,6 +57,10 @@ EXAMPLES = {
     "stage": "isc-kit stage manifest query   # as dvc.yaml runs it",
     "demo": "isc-kit demo\nisc-kit demo --scale tiny",
     "share": "isc-kit share manifests/query.pinned data/query --remote team",
+    "pull": "isc-kit pull                        # every tracked output, from the default remote\n"
+    "isc-kit pull data/query.dvc --remote team --json",
+    "push": "isc-kit push                        # what the default remote lacks, each object MD5-checked\n"
+    "isc-kit push data/query.dvc --remote team",
     "completion": 'eval "$(isc-kit completion bash)"     # in ~/.bashrc\n'
     'eval "$(isc-kit completion zsh)"      # in ~/.zshrc',
 }

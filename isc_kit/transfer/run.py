@@ -23,7 +23,7 @@ from ..progress import Progress, as_progress, default_progress
 from ..source import Source, resolve_source, unreachable, where
 from .bodywriter import BodyWriter
 from .engine import Engine, Tally, monotonic, run_sync
-from .getters import make_getter
+from .getters import Getter, make_getter
 from .plan import FetchPlan, plan_fetch
 from .rawhttp import LowSpeed
 
@@ -210,6 +210,8 @@ def fetch(
     else:
         with plan.dest.lock(), default_progress(progress, "fetch", len(todo)) as bar:  # one writer per folder
             _locked_fetch(result, plan, todo, sources, jobs, retries, bar, prune, require_md5, low_speed)
+        if result.transferred or result.from_cache:
+            _tell_dvc(plan.dest)
     result.seconds = monotonic() - started
     logger.info("%s", result.summary())
     return result
@@ -279,7 +281,7 @@ def _locked_fetch(
         "" if size is None else f", {size / 1e6:,.1f} MB",
         sources[0].describe(),
     )
-    recompact = records_have_lines(dest)
+    recompact = records.has_lines(dest.record_path)
     tally = run_engine(
         manifest.items(todo),
         len(todo),
@@ -320,6 +322,20 @@ def _heal(dest: Destination, manifest: Manifest, shared: dict[int, tuple[int, in
         heal_shared(dest.root, ((dest.path(rels[r]), md5s[r], ino) for r, ino in todo.items()))
 
 
+def _tell_dvc(dest: Destination) -> None:
+    """Inside a DVC repository, record the verified files in DVC's state, so DVC never hashes them again."""
+    from .._dvcfiles import find_repo
+    from ..errors import DvcError
+
+    try:
+        find_repo(dest.root)
+    except DvcError:
+        return  # not in a DVC repository: nothing to tell (and no dvc import)
+    from ..dvcstate import record_tree
+
+    record_tree(dest.root)
+
+
 def _shared_inodes(plan: FetchPlan, todo: list[int]) -> dict[int, tuple[int, int]]:
     """Corrupt files about to be replaced that have other hard links (a DVC cache object, after pin)."""
     out: dict[int, tuple[int, int]] = {}
@@ -341,14 +357,6 @@ def md5_known(manifest: Manifest, row: int) -> bool:
     return o[row + 1] != o[row]
 
 
-def records_have_lines(dest: Destination) -> bool:
-    """Whether the record holds anything beyond its header (so a rewrite could drop duplicates)."""
-    try:
-        return dest.record_path.stat().st_size > len(records.HEADER)
-    except OSError:
-        return False
-
-
 def run_engine(
     items: Iterator[Item],
     count: int,
@@ -360,8 +368,13 @@ def run_engine(
     progress: Any = None,
     *,
     low_speed: LowSpeed | None = None,
+    getter: Getter | None = None,
 ) -> Tally:
-    """Transfer ``count`` items into ``dest``: ``jobs`` requests in flight, bodies finished in batches."""
+    """Transfer ``count`` items into ``dest``: ``jobs`` requests in flight, bodies finished in batches.
+
+    ``getter``: how objects are read (default: :func:`~.getters.make_getter` for ``sources``; a
+    team pull passes its remote's, e.g. a local folder's).
+    """
     progress = as_progress(progress)
     progress.set_size(total_bytes)
     with (
@@ -371,7 +384,7 @@ def run_engine(
         engine = Engine(
             dest=dest,
             sources=sources,
-            getter=make_getter(sources, min(jobs, max(1, count)), low_speed=low_speed),
+            getter=getter or make_getter(sources, min(jobs, max(1, count)), low_speed=low_speed),
             records=writer,
             writer=bodies,
             retries=retries,
