@@ -1,7 +1,7 @@
 """The widgets in a real browser: Voila serves a sampler notebook, and real JupyterLab runs every notebook
 (Run All), both driven by headless Chromium.
 
-``UPDATE_GALLERY_SCREENSHOT=demo pytest tests/test_browser.py`` runs them over the demo scale (nicer
+``UPDATE_GALLERY_SCREENSHOT=demo pytest tests/widgets/test_browser.py`` runs them over the demo scale (nicer
 images) and copies the screenshots to docs/ (Voila's gallery.png, and Lab's lab-light.png and
 lab-dark.png). (Not an ``ISC_KIT_*`` name: the test session clears those.)
 """

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from test_pin import DVC, GIT_ID
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "drivendata-competition-fb-isc-data"
 META = f"s3://{BUCKET}/metadata"
 PARAMS = {

@@ -14,7 +14,7 @@ from test_pin import GIT_ID, make_repo
 
 from isc_kit import fixture
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.dvc

@@ -34,7 +34,7 @@ from faultproxy import FaultMix, FaultProxy
 from isc_kit.cli.main import main
 from isc_kit.pinned import write_pinned
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 DVC = str(Path(sys.executable).with_name("dvc"))
 

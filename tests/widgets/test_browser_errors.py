@@ -1,6 +1,6 @@
 """notebooks/04-errors in a real browser: Voila serves it, headless Chromium filters, clicks and reads it.
 
-``UPDATE_ERRORS_SCREENSHOT=demo pytest tests/test_browser_errors.py`` runs it over the demo fixture
+``UPDATE_ERRORS_SCREENSHOT=demo pytest tests/widgets/test_browser_errors.py`` runs it over the demo fixture
 (the pipeline's demo selection: 200 queries, their references and 100 others) and writes docs/errors.png.
 """
 

@@ -14,7 +14,7 @@ from _fetch_helpers import expected_md5s, fetch_cmd, tree_md5s
 from isc_kit.pinned import load_pinned, write_pinned
 from isc_kit.transfer import fetch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(dest: Path) -> tuple[int, int]:
