@@ -2,7 +2,7 @@
 
 The translation reproduces ``fnmatch.fnmatchcase`` (the matcher the AWS CLI's filters use) exactly,
 including its reading of odd sets, and emits only RE2 syntax (no lookaheads or atomic groups, which
-newer ``fnmatch.translate`` output uses and RE2 lacks). tests/test_filters_fnmatch.py checks it
+newer ``fnmatch.translate`` output uses and RE2 lacks). tests/manifest/test_filters_fnmatch.py checks it
 against fnmatch on generated patterns.
 """
 
