@@ -342,10 +342,13 @@ def compare(
     )
     if not tree.rels:
         return out
-    index = {rel: row for row, rel in enumerate(manifest.relpaths)}
+    rels = manifest.relpaths
+    data, ends = rels.data, rels.offsets
+    index = {data[ends[i] : ends[i + 1]]: i for i in range(n)}  # UTF-8 bytes -> row: no str per entry
     lsize, lmtime = out.local_sizes, out.local_mtimes
+    get = index.get
     for rel, size, mtime in zip(tree.rels, tree.sizes, tree.mtimes, strict=True):
-        row = index.get(rel)
+        row = get(rel.encode("utf-8", "surrogateescape"))
         if row is None:
             out.extra.append(rel)
         else:
@@ -353,12 +356,14 @@ def compare(
     tree.rels.clear()  # this scan's strings are not needed past here
     recorded = bytearray(n)  # 0 none, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since
     if not rehash:
-        md5s = manifest.md5s
-        for rel, size, mtime, md5 in records.iter_entries(dest.record_path):
-            row = index.get(rel)
+        md5data, md5ends = manifest.md5s.data, manifest.md5s.offsets
+        for rel_b, size, mtime, md5_b in records.iter_entries(dest.record_path, raw=True):
+            row = get(rel_b)
             if row is not None:
-                same = size == lsize[row] and mtime == lmtime[row]
-                recorded[row] = (1 if md5 == md5s[row] else 2) if same else 3
+                if size == lsize[row] and mtime == lmtime[row]:
+                    recorded[row] = 1 if md5_b == md5data[md5ends[row] : md5ends[row + 1]] else 2
+                else:
+                    recorded[row] = 3
     del index
     todo = _classify(manifest, out, recorded)
     if todo and hash_unknown:

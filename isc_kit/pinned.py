@@ -164,6 +164,7 @@ def _parse_rows(
     previous = b""
     pos, line, end = 0, n_header, len(body)
     match = _ROW.match
+    add_id, add_rel, add_md5, add_size = ids.add, rels.add, md5s.add, sizes.append
     while pos < end:
         line += 1
         m = match(body, pos)
@@ -185,15 +186,16 @@ def _parse_rows(
         elif image_id <= previous:
             what = "duplicate image_id" if image_id == previous else "rows are not sorted by image_id"
             problems(line, "image_id", image_id.decode(), what)
-        previous = max(previous, image_id)
+        else:
+            previous = image_id
         if rel != image_id + b".jpg":
             if rel in odd_rels:
                 problems(line, "relpath", rel.decode(), f"duplicate relpath (also on line {odd_rels[rel]})")
             odd_rels[rel] = line
-        ids.add(image_id)
-        rels.add(rel)
-        md5s.add(md5 or b"")
-        sizes.append(-1 if size is None else int(size))
+        add_id(image_id)
+        add_rel(rel)
+        add_md5(md5 or b"")
+        add_size(-1 if size is None else int(size))
     id_col, rel_col = ids.column(), rels.column()
     _check_odd_relpaths(problems, odd_rels, id_col, rel_col, n_header)
     problems.raise_if_any(

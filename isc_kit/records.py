@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, Literal, overload
 
 from .errors import DestinationError
 
@@ -36,8 +37,19 @@ def format_line(relpath: str, size: int, mtime_ns: int, md5: str) -> bytes:
     return f"{relpath}\t{size}\t{mtime_ns}\t{md5}\n".encode()
 
 
-def iter_entries(path: Path) -> Iterator[tuple[str, int, int, str]]:
-    """``(relpath, size, mtime_ns, md5)`` per well-formed line, in file order (later lines win); streamed."""
+@overload
+def iter_entries(path: Path) -> Iterator[tuple[str, int, int, str]]: ...
+
+
+@overload
+def iter_entries(path: Path, *, raw: Literal[True]) -> Iterator[tuple[bytes, int, int, bytes]]: ...
+
+
+def iter_entries(path: Path, *, raw: bool = False) -> Iterator[tuple[Any, int, int, Any]]:
+    """``(relpath, size, mtime_ns, md5)`` per well-formed line, in file order (later lines win); streamed.
+
+    ``raw=True`` gives relpath and md5 as the file's UTF-8 bytes (no decoding: for a million lines).
+    """
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing record is an empty one
     except (FileNotFoundError, NotADirectoryError):
@@ -49,10 +61,13 @@ def iter_entries(path: Path) -> Iterator[tuple[str, int, int, str]]:
         match = _LINE.fullmatch
         for line in fh:
             if match(line):
-                rel, size, mtime, md5 = line[:-1].decode("utf-8", "replace").split("\t")
+                rel, size, mtime, md5 = line[:-1].split(b"\t")
                 s, m = int(size), int(mtime)
                 if s < _INT64 and -_INT64 <= m < _INT64:
-                    yield rel, s, m, md5
+                    if raw:
+                        yield rel, s, m, md5
+                    else:
+                        yield rel.decode("utf-8", "replace"), s, m, md5.decode()
 
 
 class RecordWriter:
