@@ -29,15 +29,7 @@ class StrColumn(Sequence[str]):
 
     @classmethod
     def from_strings(cls, values: Iterable[str]) -> StrColumn:
-        offsets = array("q", [0])
-        parts: list[bytes] = []
-        end = 0
-        for value in values:
-            raw = value.encode()
-            parts.append(raw)
-            end += len(raw)
-            offsets.append(end)
-        return cls(b"".join(parts), offsets)
+        return cls.from_raw(v.encode() for v in values)
 
     @classmethod
     def from_arrow(cls, values: pa.Array | pa.ChunkedArray) -> StrColumn:

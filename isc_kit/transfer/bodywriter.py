@@ -48,7 +48,7 @@ def _hashlib_many(buffers: Sequence[Any]) -> list[str]:
 def default_hasher() -> Callable[[Sequence[Any]], list[str]]:
     """The multi-buffer MD5 when it is built and passed its self-test, else hashlib."""
     try:
-        from .md5batch import md5_hex_many
+        from ..md5batch import md5_hex_many
     except ImportError:
         return _hashlib_many
     return md5_hex_many  # type: ignore[no-any-return]

@@ -164,3 +164,13 @@ def test_a_failing_hasher_fails_its_batch_and_the_writer_goes_on(dest: Path) -> 
     assert asyncio.run(main()) == Finished(MD5_ABC, True)
     assert calls == [1, 1]
     assert os.listdir(dest) == ["R2.jpg"]
+
+
+def test_the_writer_hashes_with_the_multi_buffer_md5_whenever_it_is_built() -> None:
+    """A silent fall-back to hashlib (an import gone wrong) would cost a fetch most of its speed."""
+    from isc_kit import md5batch
+    from isc_kit.transfer.bodywriter import default_hasher
+
+    if md5batch.backend() == "hashlib":
+        pytest.skip("the C extension is not built here")
+    assert default_hasher() is md5batch.md5_hex_many
