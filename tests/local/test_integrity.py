@@ -135,10 +135,7 @@ def test_prune_dry_run_names_the_files_that_would_go(
 def test_pin_refuses_a_symlink_at_a_final_name_and_touches_nothing_outside(
     s3_env: str, ref_manifest: Manifest, tmp_path: Path
 ) -> None:
-    (tmp_path / ".dvc").mkdir()
-    dest = tmp_path / "ref"
-    small = ref_manifest.take(range(3))
-    assert fetch(small, dest).ok
+    dest, small = _fetched_in_a_repo(ref_manifest, tmp_path, 3)
     outside = tmp_path / "outside.jpg"
     outside.write_bytes((dest / "R000001.jpg").read_bytes())
     mode = outside.stat().st_mode
@@ -228,16 +225,21 @@ def _cache_object(repo: Path, md5_hex: str) -> Path:
     return repo / ".dvc" / "cache" / "files" / "md5" / md5_hex[:2] / md5_hex[2:]
 
 
+def _fetched_in_a_repo(manifest: Manifest, root: Path, n: int) -> tuple[Path, Manifest]:
+    """The first ``n`` entries fetched (and verified) into ``root/ref``, inside a DVC repository at ``root``."""
+    (root / ".dvc").mkdir()
+    dest, small = root / "ref", manifest.take(range(n))
+    assert fetch(small, dest).ok
+    return dest, small
+
+
 def test_an_in_place_write_to_a_pinned_image_is_healed_in_the_cache_by_repair(
     s3_env: str, ref_manifest: Manifest, tmp_path: Path
 ) -> None:
     from isc_kit.pin import pin
     from isc_kit.transfer import repair
 
-    (tmp_path / ".dvc").mkdir()
-    dest = tmp_path / "ref"
-    small = ref_manifest.take(range(3))
-    assert fetch(small, dest).ok
+    dest, small = _fetched_in_a_repo(ref_manifest, tmp_path, 3)
     pin(small, dest)
     image, want = dest / small.relpaths[1], small.md5s[1]
     obj = _cache_object(tmp_path, want)
@@ -257,10 +259,7 @@ def test_pin_replaces_a_cache_object_it_cannot_vouch_for(
 ) -> None:
     from isc_kit.pin import pin
 
-    (tmp_path / ".dvc").mkdir()
-    dest = tmp_path / "ref"
-    small = ref_manifest.take(range(2))
-    assert fetch(small, dest).ok
+    dest, small = _fetched_in_a_repo(ref_manifest, tmp_path, 2)
     obj = _cache_object(tmp_path, small.md5s[0])
     obj.parent.mkdir(parents=True)
     obj.write_bytes(b"not the image")  # a damaged object under the right name
@@ -272,10 +271,7 @@ def test_pin_replaces_a_cache_object_it_cannot_vouch_for(
 def test_pin_by_copy_shares_no_inode(s3_env: str, ref_manifest: Manifest, tmp_path: Path) -> None:
     from isc_kit.pin import pin
 
-    (tmp_path / ".dvc").mkdir()
-    dest = tmp_path / "ref"
-    small = ref_manifest.take(range(2))
-    assert fetch(small, dest).ok
+    dest, small = _fetched_in_a_repo(ref_manifest, tmp_path, 2)
     pin(small, dest, link="copy")
     for row in range(2):
         obj = _cache_object(tmp_path, small.md5s[row])
