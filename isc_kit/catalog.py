@@ -6,6 +6,7 @@ default that :func:`isc_kit.config.resolve_source` lets the caller override.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
 
@@ -121,10 +122,85 @@ SETS: dict[str, ImageSet] = {
             50_000,
             7 * GB,
             "query_images_phase2_metadata.csv",
-            "Phase-2 queries (the prefix is not certain in public sources: override it)",
+            "Phase-2 (final) queries (the prefix is not certain in public sources: override it)",
         ),
     )
 }
+
+
+#: Where the ground-truth files live in the bucket: the embedded S3 and the demo's params.yaml keep them
+#: here. The publisher offers them for download from the competition's data page (and in the DISC21
+#: release), so real users point at their local copy.
+GROUND_TRUTH_PREFIX = "metadata/"
+#: ``ISC_KIT_PHASE<n>_GROUND_TRUTH`` (a local path or an ``s3://`` URL) overrides a phase's default file.
+GROUND_TRUTH_ENV = "ISC_KIT_PHASE{number}_GROUND_TRUTH"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the challenge: which query set is scored, against which ground-truth file.
+
+    The references are the same in both phases. ``ground_truth_name`` is the publisher's file name:
+    ``public_ground_truth.csv`` for Phase 1 (the DrivenData download), ``final_ground_truth.csv``
+    for Phase 2 (the name in the public DISC21 release, where Phase 1 is "dev" and Phase 2 "final").
+    """
+
+    number: int
+    query_set: str
+    ground_truth_name: str
+    description: str
+
+    @property
+    def queries(self) -> ImageSet:
+        return SETS[self.query_set]
+
+    @property
+    def env_name(self) -> str:
+        return GROUND_TRUTH_ENV.format(number=self.number)
+
+    def ground_truth_url(self, bucket: str = DEFAULT_BUCKET) -> str:
+        """The default ground-truth location: ``s3://<bucket>/metadata/<name>``."""
+        return f"s3://{base_bucket(bucket)}/{GROUND_TRUTH_PREFIX}{self.ground_truth_name}"
+
+    def ground_truth(self, explicit: str | None = None, bucket: str = DEFAULT_BUCKET) -> str:
+        """The ground-truth file to use: ``explicit``, else ``$ISC_KIT_PHASE<n>_GROUND_TRUTH``, else the default."""
+        for value in (explicit, os.environ.get(self.env_name, "")):
+            if value and value.strip():
+                return value.strip()
+        return self.ground_truth_url(bucket)
+
+
+PHASES: dict[int, Phase] = {
+    p.number: p
+    for p in (
+        Phase(
+            1,
+            "query",
+            "public_ground_truth.csv",
+            "Phase 1 (dev): queries Q00000-Q49999, public ground truth",
+        ),
+        Phase(
+            2,
+            "phase2",
+            "final_ground_truth.csv",
+            "Phase 2 (final): queries Q50000-Q99999, final ground truth",
+        ),
+    )
+}
+
+
+def get_phase(value: object) -> Phase:
+    """The phase called ``value`` (``1``, ``2``, ``"2"``, ``"phase2"``); a one-line error otherwise."""
+    text = str(value).strip().lower().removeprefix("phase")
+    if isinstance(value, bool) or not text.isdigit() or int(text) not in PHASES:
+        choices = "; ".join(f"{p.number} = {p.description}" for p in PHASES.values())
+        raise ConfigError(f"unknown phase {value!r}; choose {choices}")
+    return PHASES[int(text)]
+
+
+def phase_of_set(set_name: str) -> Phase | None:
+    """The phase whose queries ``set_name`` holds (None for references and training images)."""
+    return next((p for p in PHASES.values() if p.query_set == set_name), None)
 
 
 def normalize_prefix(prefix: str) -> str:

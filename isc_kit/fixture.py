@@ -3,8 +3,10 @@
 Every image is a pure function of ``(scale, seed, set, number)``: its random generator is seeded
 from a BLAKE2 digest of those values, so the same call gives the same bytes (and MD5) on every
 machine with the same Pillow build. About ``match_fraction`` of the queries (phase 1 and phase 2)
-are edited copies of a reference; the rest are distractors. :func:`materialize` writes the tree
-in the bucket's key layout plus ``metadata/`` (metadata CSVs and ground truth), cached on disk.
+are edited copies of a reference; the rest are distractors. As in the real challenge, some Phase-2
+copies also carry a transform no Phase-1 query has (a mirror image). :func:`materialize` writes the
+tree in the bucket's key layout plus ``metadata/`` (metadata CSVs and each phase's ground truth under
+the publisher's file name), cached on disk.
 """
 
 from __future__ import annotations
@@ -34,18 +36,23 @@ from PIL import Image
 
 from ._imagery import TILE, compose, edit, random_size
 from ._proc import pid_alive
-from .catalog import DEFAULT_BUCKET, get_set
+from .catalog import DEFAULT_BUCKET, PHASES, get_set
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-#: Bump when the generator's output changes, so old caches are not reused.
+#: Bump when the generator's output changes, so old caches are not reused (it seeds every image).
 FORMAT_VERSION = 2
+#: Bump when the cached tree changes without re-seeding every image (a new or renamed file, one set's images).
+TREE_VERSION = 2
 CACHE_ENV = "ISC_KIT_CACHE_DIR"
 #: Order in which sets are generated and yielded.
 SET_ORDER = ("reference", "query", "training", "phase2")
-QUERY_SETS = ("query", "phase2")
-GROUND_TRUTH_NAMES = {"query": "public_ground_truth.csv", "phase2": "public_ground_truth_phase2.csv"}
+QUERY_SETS = tuple(p.query_set for p in PHASES.values())
+#: Query set -> the publisher's ground-truth file name (``public_ground_truth.csv``, ``final_ground_truth.csv``).
+GROUND_TRUTH_NAMES = {p.query_set: p.ground_truth_name for p in PHASES.values()}
+#: Share of the matched Phase-2 queries that are also mirrored: a transform Phase 1 never shows.
+PHASE2_UNSEEN_SHARE = 0.3
 METADATA_HEADER = "image_id,s3_uri,md5_checksum\n"
 GROUND_TRUTH_HEADER = "query_id,reference_id\n"
 _CHUNK = 16  # images per worker task
@@ -196,7 +203,12 @@ def render(set_name: str, number: int, scale: Scale | str, seed: int = 0) -> byt
         img = _original(seed, set_name, number, scale)
     else:
         rng = _rng(seed, set_name, number, "edit")
-        img = edit(_original(seed, "reference", ref, scale), rng, scale, _grain_tile())
+        original = _original(seed, "reference", ref, scale)
+        if set_name == "phase2" and _rng(seed, set_name, number, "unseen").random() < PHASE2_UNSEEN_SHARE:
+            original = original.transpose(
+                Image.Transpose.FLIP_LEFT_RIGHT
+            )  # own stream: other bytes unchanged
+        img = edit(original, rng, scale, _grain_tile())
         quality = int(rng.integers(max(30, quality - 20), quality + 1))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality, optimize=False, progressive=False, subsampling="4:2:0")
@@ -286,12 +298,12 @@ def default_cache_dir() -> Path:
 
 
 def cache_name(scale: Scale | str, seed: int = 0) -> str:
-    """``<scale>-s<seed>-v<FORMAT_VERSION>``; a custom scale that reuses a known name gets a digest too."""
+    """``<scale>-s<seed>-v<FORMAT_VERSION>.<TREE_VERSION>``; a custom scale that reuses a known name gets a digest too."""
     scale = _as_scale(scale)
     name = scale.name
     if SCALES.get(scale.name) != scale:
         name += "-" + hashlib.blake2b(repr(astuple(scale)).encode(), digest_size=4).hexdigest()
-    return f"{name}-s{seed}-v{FORMAT_VERSION}"
+    return f"{name}-s{seed}-v{FORMAT_VERSION}.{TREE_VERSION}"
 
 
 def _temp_prefix(name: str) -> str:
@@ -340,7 +352,7 @@ def materialize(
     """The folder holding the whole fixture, generating it on first use.
 
     Layout: ``all/<set prefix>/<id>.jpg`` (the bucket keys), ``metadata/<set metadata csv>`` and
-    ``metadata/public_ground_truth{,_phase2}.csv``. The tree is built in a temp folder and renamed
+    ``metadata/public_ground_truth.csv`` (Phase 1), ``metadata/final_ground_truth.csv`` (Phase 2). The tree is built in a temp folder and renamed
     into place, so a folder with the final name is always complete.
     """
     scale = _as_scale(scale)

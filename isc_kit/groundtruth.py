@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .catalog import SETS, ImageSet
-from .errors import InputFileError, Problem, ProblemCollector
+from .catalog import PHASES, SETS, ImageSet, Phase
+from .errors import ConfigError, InputFileError, Problem, ProblemCollector
 from .inputs import GROUND_TRUTH_LIMIT, read_input, utf16_error
 
 if TYPE_CHECKING:
@@ -236,3 +236,27 @@ def restrict(
     )
     logger.info("restricted ground truth: %s", report.summary())
     return GroundTruth(frozenset(kept), queries, refs, gt.source), report
+
+
+def outside_phase(query_ids: Iterable[str], phase: Phase) -> list[str]:
+    """The query ids (sorted) that are not queries of ``phase`` (Phase 1: Q00000-Q49999, 2: Q50000-Q99999)."""
+    iset = phase.queries
+    pattern = re.compile(iset.id_pattern)
+    return sorted(
+        q for q in set(query_ids) if not (pattern.match(q) and iset.first <= int(q[1:]) <= iset.last)
+    )
+
+
+def check_phase(
+    gt: GroundTruth, phase: Phase, *, what: str | None = None, fix: str = "or the matching --phase"
+) -> None:
+    """Raise a one-line :class:`ConfigError` when ``gt`` lists queries of another phase than ``phase``."""
+    stray = outside_phase(gt.queries, phase)
+    if stray:
+        other = next((p for p in PHASES.values() if not outside_phase(stray[:1], p)), None)
+        which = f"Phase-{other.number}" if other else "non-Phase-" + str(phase.number)
+        raise ConfigError(
+            f"{what or gt.source}: {len(stray):,} of its {len(gt.queries):,} queries (first {stray[0]}) are "
+            f"{which} queries, not Phase {phase.number} ({phase.queries.first_id}..{phase.queries.last_id}); "
+            f"pass the Phase-{phase.number} ground truth ({phase.ground_truth_name}) {fix}"
+        )

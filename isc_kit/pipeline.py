@@ -6,6 +6,12 @@ publisher CSV and the set's parameters into ``manifests/<set>.pinned`` (committe
 ``metrics/<set>.json``. A set's parameters become a :class:`~isc_kit.select.SetSpec`
 (:func:`set_spec`), built by :func:`isc_kit.select.build` exactly as ``isc-kit manifest`` builds
 the same flags.
+
+``phase: 1|2`` switches the challenge phase with one value: the ``query`` stages then select the
+Phase-2 queries (``phase2.metadata``, ``phase2.prefix``) with ``sets.query``'s selection keys, and
+the ground-truth-aware subsets and the eval use that phase's ground truth (``ground_truth.file`` for
+Phase 1; ``phase2.ground_truth``, else ``$ISC_KIT_PHASE2_GROUND_TRUTH``, else the catalog's
+``final_ground_truth.csv`` in the bucket, for Phase 2). The references are the same in both phases.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import outputs
-from .catalog import SETS
+from .catalog import SETS, Phase, get_phase
 from .config import load_params
 from .errors import ConfigError
 from .inputs import PARAMS_LIMIT, check_local_input
@@ -42,6 +48,7 @@ SET_KEYS = {
     "allow_empty",
 }
 GT_KEYS = {"file", "queries", "distractors", "seed"}
+PHASE2_KEYS = {"metadata", "ground_truth", "prefix"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,19 @@ class PipelineParams:
     source: Source
     sets: dict[str, SetParams]
     ground_truth: dict[str, Any]
+    phase: Phase = field(default_factory=lambda: get_phase(1))
+    phase2: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ground_truth_file(self) -> str | None:
+        """The ground truth of the selected phase (what the subsets and the eval use)."""
+        if self.phase.number == 1:
+            return self.ground_truth.get("file")
+        return self.phase.ground_truth(self.phase2.get("ground_truth"), self.source.bucket)
+
+    def stage_set(self, name: str) -> str:
+        """The catalog set a stage of ``sets.<name>`` holds: ``query`` holds the selected phase's queries."""
+        return self.phase.query_set if name == "query" else name
 
 
 def _where(path: Path, key: str) -> str:
@@ -151,11 +171,33 @@ def read_params(path: str | os.PathLike[str] = "params.yaml") -> PipelineParams:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"{p}: ground_truth.{key} must be a whole number >= 0, not {value!r}")
     sets = {name: _parse_set(p, name, raw) for name, raw in sets_raw.items()}
-    if any(s.ground_truth for s in sets.values()) and not (gt.get("file") and gt.get("queries") is not None):
+    phase, phase2 = _parse_phase(p, data)
+    needs = "ground_truth.file and ground_truth.queries" if phase.number == 1 else "ground_truth.queries"
+    if any(s.ground_truth for s in sets.values()) and not (
+        (gt.get("file") or phase.number != 1) and gt.get("queries") is not None
+    ):
+        raise ConfigError(f"{p}: a set uses ground_truth: true, so {needs} are needed")
+    return PipelineParams(source, sets, dict(gt), phase, phase2)
+
+
+def _parse_phase(p: Path, data: Mapping[str, Any]) -> tuple[Phase, dict[str, Any]]:
+    """``phase`` (default 1) and the ``phase2`` section, checked: one line naming the key on error."""
+    try:
+        phase = get_phase(data.get("phase", 1))
+    except ConfigError as err:
+        raise ConfigError(f"{p}: phase: {err}") from None
+    raw = data.get("phase2") or {}
+    if not isinstance(raw, Mapping) or set(raw) - PHASE2_KEYS:
+        raise ConfigError(f"{p}: phase2 must be a mapping with keys {', '.join(sorted(PHASE2_KEYS))}")
+    for key in PHASE2_KEYS:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{p}: phase2.{key} must be text (a path, an s3:// URL or a prefix)")
+    if phase.number == 2 and not raw.get("metadata"):
         raise ConfigError(
-            f"{p}: a set uses ground_truth: true, so ground_truth.file and ground_truth.queries are needed"
+            f"{p}: phase: 2 needs phase2.metadata, the Phase-2 query metadata CSV "
+            f"({phase.queries.metadata_name}: a local path or an s3:// URL)"
         )
-    return PipelineParams(source, sets, dict(gt))
+    return phase, dict(raw)
 
 
 def set_spec(params: PipelineParams, set_name: str) -> SetSpec:
@@ -172,7 +214,7 @@ def set_spec(params: PipelineParams, set_name: str) -> SetSpec:
     truth = None
     if s.ground_truth:
         truth = GroundTruthSpec(
-            file=gt["file"],
+            file=str(params.ground_truth_file),
             queries=int(gt["queries"]),
             distractors=int(gt.get("distractors", 0)),
             seed=int(gt.get("seed", s.seed)),
@@ -185,7 +227,12 @@ def set_spec(params: PipelineParams, set_name: str) -> SetSpec:
         seed=s.seed,
         allow_empty=s.allow_empty,
     )
-    return SetSpec(set_name, metadata=s.metadata, prefix=s.prefix, selection=selection, ground_truth=truth)
+    metadata, prefix = s.metadata, s.prefix
+    if params.stage_set(set_name) != set_name:  # the query stage of phase 2
+        metadata, prefix = params.phase2["metadata"], params.phase2.get("prefix")
+    return SetSpec(
+        params.stage_set(set_name), metadata=metadata, prefix=prefix, selection=selection, ground_truth=truth
+    )
 
 
 def set_metrics(manifest: Manifest, dest: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``isc-kit catalog``: the sets and regional buckets."""
+"""``isc-kit catalog``: the sets, the challenge phases with their ground truth, and the regional buckets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .._format import human_bytes
-from ..catalog import DEFAULT_BUCKET, REGIONS, SETS, bucket_for_region
+from ..catalog import DEFAULT_BUCKET, PHASES, REGIONS, SETS, bucket_for_region
 from ._common import print_json, print_table
 
 NAME = "catalog"
@@ -33,13 +33,25 @@ def run(args: argparse.Namespace) -> int:
         {"region": r, "bucket": bucket_for_region(DEFAULT_BUCKET, r), "aws_region": code}
         for r, (_, code) in REGIONS.items()
     ]
+    phases = [
+        {
+            "phase": p.number,
+            "queries": p.query_set,
+            "ground_truth": p.ground_truth_name,
+            "location": p.ground_truth(),
+            "override": p.env_name,
+        }
+        for p in PHASES.values()
+    ]
     if args.json:
-        print_json({"sets": sets, "regions": regions})
+        print_json({"sets": sets, "phases": phases, "regions": regions})
         return 0
     print_table(
         [{**s, "size": human_bytes(s["bytes"]), "count": f"{s['count']:,}"} for s in sets],
         ["set", "ids", "count", "size", "prefix"],
     )
+    print()
+    print_table(phases, ["phase", "queries", "ground_truth", "location"])
     print()
     print_table(regions, ["region", "bucket", "aws_region"])
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..catalog import PHASES, Phase, get_phase
 from ..errors import ConfigError
 from ..evaluate import CAP_MODES, DEFAULT_MAX_PREDICTIONS, EvalResult, evaluate, load_predictions
 from ..evaluate.descriptors import (
@@ -15,13 +16,20 @@ from ..evaluate.descriptors import (
     DescriptorEvalResult,
     evaluate_descriptors,
 )
-from ..groundtruth import load_ground_truth, restrict
-from ._common import nonnegative_int
+from ..groundtruth import check_phase, load_ground_truth, outside_phase, restrict
+from ._common import add_source_args, nonnegative_int, source_from_args
 
 NAME = "eval"
 HELP = "score matching-track predictions or descriptor-track HDF5 files with the ISC µAP"
 
-_QUERY_SETS = ("query", "phase2")
+_QUERY_SETS = tuple(p.query_set for p in PHASES.values())
+
+
+def _phase(value: str) -> Phase:
+    try:
+        return get_phase(value)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="descriptor track: HDF5 files (datasets vectors, image_names), searched with faiss",
     )
     p.add_argument(
-        "--ground-truth", required=True, metavar="GT", help="ground truth CSV (query_id,reference_id)"
+        "--ground-truth",
+        metavar="GT",
+        help="ground truth CSV (query_id,reference_id), local or s3://; with --phase the default is "
+        "$ISC_KIT_PHASE<N>_GROUND_TRUTH, else the phase's file in the bucket's metadata/",
+    )
+    p.add_argument(
+        "--phase",
+        type=_phase,
+        metavar="1|2",
+        help="score one challenge phase: 1 (queries Q00000-Q49999, public_ground_truth.csv) or "
+        "2 (Q50000-Q99999, final_ground_truth.csv); the ground truth, the predictions' queries and the "
+        "selection must all be of that phase",
     )
     p.add_argument(
         "--selection",
@@ -84,6 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"widest accepted descriptor ({DEFAULT_MAX_DIM})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_source_args(p)
 
 
 def _selection_ids(paths: list[str]) -> tuple[set[str] | None, set[str] | None]:
@@ -120,12 +140,37 @@ def _check(args: argparse.Namespace) -> None:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
 
 
+def _ground_truth_path(args: argparse.Namespace) -> str:
+    if args.ground_truth:
+        return args.ground_truth
+    if args.phase is None:
+        raise ConfigError(
+            "give --ground-truth GT (the ground-truth CSV), or --phase 1|2 for that phase's catalog file"
+        )
+    return args.phase.ground_truth(None, source_from_args(args).bucket)
+
+
+def _check_phase_ids(what: str, ids: set[str] | list[str], phase: Phase) -> None:
+    stray = outside_phase(ids, phase)
+    if stray:
+        raise ConfigError(
+            f"{what}: {len(stray):,} queries (first {stray[0]}) are not Phase-{phase.number} queries "
+            f"({phase.queries.first_id}..{phase.queries.last_id}); score them with the matching --phase"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    gt = load_ground_truth(args.ground_truth)
+    gt_path = _ground_truth_path(args)
+    source = source_from_args(args) if gt_path.startswith("s3://") else None
+    gt = load_ground_truth(gt_path, source=source)
+    if args.phase is not None:
+        check_phase(gt, args.phase, what=gt_path)
     report = queries = references = None
     if args.selection:
         queries, references = _selection_ids(args.selection)
+        if args.phase is not None and queries is not None:
+            _check_phase_ids(" + ".join(args.selection), queries, args.phase)
         gt, report = restrict(gt, queries, references)
     result: DescriptorEvalResult | EvalResult
     if args.descriptors:
@@ -141,9 +186,12 @@ def run(args: argparse.Namespace) -> int:
         )
         inputs: dict[str, object] = {"descriptors": args.descriptors}
     else:
+        predictions = load_predictions(args.predictions)
+        if args.phase is not None:
+            _check_phase_ids(args.predictions, set(predictions.query_ids.tolist()), args.phase)
         result = evaluate(
             gt,
-            load_predictions(args.predictions),
+            predictions,
             max_predictions=args.max_predictions or None,
             cap=args.cap,
             restrict_to_ground_truth=args.restrict_to_ground_truth,
@@ -152,12 +200,16 @@ def run(args: argparse.Namespace) -> int:
         )
         inputs = {"predictions": args.predictions}
     if args.json:
-        out: dict[str, object] = {**inputs, "ground_truth": args.ground_truth, **result.to_dict()}
+        out: dict[str, object] = {**inputs, "ground_truth": gt_path, **result.to_dict()}
+        if args.phase is not None:
+            out["phase"] = args.phase.number
         if report is not None:
             out["selection"] = {"manifests": args.selection, **report.__dict__}
         json.dump(out, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
         return 0
+    if args.phase is not None:
+        print(f"Phase {args.phase.number} ({gt_path})")
     print(result.summary())
     if report is not None:
         print("selection: " + report.summary())

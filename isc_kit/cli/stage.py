@@ -71,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     params = read_params(args.params)
     manifest = load_pinned(args.pinned)
-    if manifest.set_name != args.set:
-        raise ConfigError(f"{args.pinned} is a {manifest.set_name} manifest, not {args.set}")
+    if manifest.set_name != params.stage_set(args.set):
+        raise ConfigError(
+            f"{args.pinned} is a {manifest.set_name} manifest, not {params.stage_set(args.set)} "
+            f"(phase {params.phase.number}); run `dvc repro` to rebuild it"
+        )
     progress = TqdmProgress(f"fetch {args.set}", files=len(manifest), disable=None)
     try:
         result = fetch(
@@ -113,15 +116,24 @@ def run_eval(args: argparse.Namespace) -> int:
     """Baseline descriptor on the fetched selection, scored with the ISC µAP on exactly that selection,
     on both tracks: its matching predictions, and its descriptors searched as the descriptor track does."""
     from ..baseline import run_baseline
+    from ..errors import ConfigError
     from ..evaluate import evaluate, load_predictions
     from ..evaluate.descriptors import evaluate_descriptors
-    from ..groundtruth import load_ground_truth, restrict
+    from ..groundtruth import check_phase, load_ground_truth, restrict
     from ..pinned import load_pinned
     from ..pipeline import read_params, write_json
 
     params = read_params(args.params)
     queries, references = load_pinned(args.query_pinned), load_pinned(args.reference_pinned)
-    gt = load_ground_truth(params.ground_truth["file"], source=params.source)
+    if not params.ground_truth_file:
+        raise ConfigError(f"{args.params}: the eval needs ground_truth.file (the Phase-1 ground truth)")
+    if queries.set_name != params.phase.query_set:
+        raise ConfigError(
+            f"{args.query_pinned} pins {queries.set_name} images but params.yaml has phase: "
+            f"{params.phase.number} ({params.phase.query_set}); run `dvc repro` to rebuild it"
+        )
+    gt = load_ground_truth(params.ground_truth_file, source=params.source)
+    check_phase(gt, params.phase, fix=f"or set phase: in {args.params} to match")
     q_ids, r_ids = set(queries.ids), set(references.ids)
     gt, _ = restrict(gt, q_ids, r_ids)
     descriptors = _descriptor_paths(args.output)
@@ -132,6 +144,7 @@ def run_eval(args: argparse.Namespace) -> int:
     write_json(
         args.metrics,
         {
+            "phase": params.phase.number,
             "muap": round(result.muap, 4),
             "recall_at_p90": _rounded(result.recall_at_p90),
             "recall_at_rank1": round(result.recall_at_rank1, 4),

@@ -116,8 +116,11 @@ def use_sample(
     only inside a DVC project (a ``dvc.yaml`` beside it); anywhere else a missing params file is
     refused, rather than leaving a stray ``params.yaml``. Selection keys that would change the list
     (see ``REPLACED_KEYS``) are removed from the set's entry; everything else (metadata, prefix, ...)
-    is kept.
+    is kept. A ``query`` sample of Phase-2 queries also sets ``phase: 2`` (and Phase-1 ``phase: 1``), so
+    the pipeline selects them from the phase it holds.
     """
+    from ..catalog import phase_of_set
+
     params_path = Path(params)
     if not params_path.is_file() and not (params_path.parent / "dvc.yaml").is_file():
         raise ConfigError(
@@ -132,6 +135,9 @@ def use_sample(
     written: dict[str, Path] = {}
     stale: list[Path] = []
     for set_name, manifest in samples.items():
+        phase = phase_of_set(manifest.set_name) if set_name == "query" else None
+        if phase is not None and doc.get("phase", 1) != phase.number:
+            doc["phase"] = phase.number  # sets.query holds the queries of params.yaml's phase
         entry = sets.get(set_name)
         if entry is None:
             entry = sets[set_name] = {}

@@ -36,6 +36,9 @@ def test_catalog_json() -> None:
     assert sets["reference"]["ids"] == "R000000-R999999"
     assert sets["training"]["prefix"] == "all/training_images/"
     assert {r["bucket"] for r in data["regions"]} == {BUCKET, BUCKET + "-eu", BUCKET + "-asia"}
+    phases = {p["phase"]: p for p in data["phases"]}
+    assert (phases[2]["queries"], phases[2]["ground_truth"]) == ("phase2", "final_ground_truth.csv")
+    assert phases[1]["location"] == f"s3://{BUCKET}/metadata/public_ground_truth.csv"
 
 
 def test_ls_json_from_publisher_csv(s3_env: str, tiny_root: Path) -> None:

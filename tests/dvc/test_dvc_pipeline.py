@@ -19,6 +19,11 @@ BUCKET = "drivendata-competition-fb-isc-data"
 META = f"s3://{BUCKET}/metadata"
 PARAMS = {
     "source": {"bucket": BUCKET, "region": "us-west", "endpoint_url": None, "anon": True},
+    "phase": 1,
+    "phase2": {
+        "metadata": f"{META}/query_images_phase2_metadata.csv",
+        "ground_truth": f"{META}/final_ground_truth.csv",
+    },
     "ground_truth": {"file": f"{META}/public_ground_truth.csv", "queries": 8, "distractors": 5, "seed": 0},
     "sets": {
         "query": {"metadata": f"{META}/query_images_metadata.csv", "ground_truth": True},

@@ -171,7 +171,7 @@ def test_matched_queries_resemble_their_reference(describe) -> None:
 
 def test_materialize_writes_the_bucket_layout_and_publisher_csvs(cache: Path) -> None:
     root = fixture.materialize("tiny")
-    assert root == cache / f"tiny-s0-v{fixture.FORMAT_VERSION}"
+    assert root == cache / f"tiny-s0-v{fixture.FORMAT_VERSION}.{fixture.TREE_VERSION}"
     files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     expected_images = (
         {f"all/reference_images/R{n:06d}.jpg" for n in range(40)}
@@ -185,7 +185,7 @@ def test_materialize_writes_the_bucket_layout_and_publisher_csvs(cache: Path) ->
         "training": "metadata/training_images_metadata.csv",
         "phase2": "metadata/query_images_phase2_metadata.csv",
     }
-    gt_files = {"metadata/public_ground_truth.csv", "metadata/public_ground_truth_phase2.csv"}
+    gt_files = {"metadata/public_ground_truth.csv", "metadata/final_ground_truth.csv"}
     assert files == expected_images | set(metadata.values()) | gt_files
     listed = 0
     for set_name, name in metadata.items():
@@ -212,11 +212,7 @@ def test_materialize_writes_the_bucket_layout_and_publisher_csvs(cache: Path) ->
         assert (root / "all/query_images" / f"{q}.jpg").is_file()
         assert r == "" or (root / "all/reference_images" / f"{r}.jpg").is_file()
     assert sum(1 for line in gt[1:] if not line.endswith(",")) == 4
-    assert (
-        (root / "metadata/public_ground_truth_phase2.csv")
-        .read_text()
-        .startswith("query_id,reference_id\nQ50000,")
-    )
+    assert (root / "metadata/final_ground_truth.csv").read_text().startswith("query_id,reference_id\nQ50000,")
 
 
 def test_materialize_is_idempotent(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +229,7 @@ def test_materialize_is_idempotent(cache: Path, tmp_path: Path, monkeypatch: pyt
 
 
 def test_cache_names_tell_scales_and_seeds_apart(cache: Path) -> None:
-    assert fixture.cache_name("demo", 3) == f"demo-s3-v{fixture.FORMAT_VERSION}"
+    assert fixture.cache_name("demo", 3) == f"demo-s3-v{fixture.FORMAT_VERSION}.{fixture.TREE_VERSION}"
     custom = Scale("tiny", 5, 0, 0, 0)  # same name, other content: must not reuse tiny's cache
     assert fixture.cache_name(custom) != fixture.cache_name("tiny")
     assert fixture.default_cache_dir() == cache
