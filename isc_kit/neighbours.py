@@ -209,10 +209,11 @@ class Neighbours:
 
         faiss_metric = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         if not self.approximate:
-            index = faiss.IndexFlat(self.dim, faiss_metric)
-            index.add(self.vectors)
-            self.index = index
+            flat = faiss.IndexFlat(self.dim, faiss_metric)
+            flat.add(self.vectors)
+            self.index = flat
             return
+        index: Any
         self.cache_path = self._cache_file()
         if self.cache_path is not None and self.cache_path.is_file():
             try:
@@ -231,9 +232,12 @@ class Neighbours:
             bar.set_size(0)
             quantizer = faiss.IndexFlat(self.dim, faiss_metric)
             index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist, faiss_metric)
-            train_n = min(n, 40 * self.nlist)
-            rows = np.random.default_rng(0).choice(n, train_n, replace=False) if train_n < n else slice(None)
-            index.train(self.vectors[np.sort(rows) if train_n < n else rows])
+            train_n = min(n, 40 * self.nlist)  # faiss's advice: 30-256 training points per list
+            if train_n < n:
+                rows = np.sort(np.random.default_rng(0).choice(n, train_n, replace=False))
+                index.train(self.vectors[rows])
+            else:
+                index.train(self.vectors)
             bar.file_done()
             for start in range(0, n, _CHUNK):
                 index.add(self.vectors[start : start + _CHUNK])
@@ -280,7 +284,9 @@ class Neighbours:
 
                 vector = global_descriptor(describe_image(source))  # type: ignore[arg-type]
         except (OSError, UnidentifiedImageError) as err:
-            raise ConfigError(f"cannot describe image {image if not isinstance(image, bytes) else '<bytes>'}: {err}") from None
+            raise ConfigError(
+                f"cannot describe image {image if not isinstance(image, bytes) else '<bytes>'}: {err}"
+            ) from None
         if vector.shape != (self.dim,):
             raise ConfigError(
                 f"the describe model gives {vector.size} floats but {self.path or 'the searched set'} holds "
@@ -290,7 +296,7 @@ class Neighbours:
 
     def as_vector(self, what: str | np.ndarray | ImageInput) -> np.ndarray:
         """A query vector from an id, a vector, or an image file (path, bytes, binary file)."""
-        if isinstance(what, np.ndarray) and what.dtype != np.uint8 or isinstance(what, list | tuple):
+        if (isinstance(what, np.ndarray) and what.dtype != np.uint8) or isinstance(what, list | tuple):
             vector = np.asarray(what, dtype=np.float32).ravel()
             if vector.shape != (self.dim,):
                 raise ConfigError(f"query vector has {vector.size} floats; the descriptors have {self.dim}")

@@ -200,18 +200,24 @@ class Similar(widgets.VBox):
         self._thumbs = thumbnails or ThumbnailCache()
         self.params_path = Path(params_path)
         self.hits: list[Hit] = []
+        self.build_thread: threading.Thread | None = None  # the approximate index's build, when one runs
         self._outside: np.ndarray | None = None  # the vector of an outside image
         self._outside_bytes: bytes | None = None
         self._id_box = widgets.Text(
             placeholder="image id, e.g. Q00012", continuous_update=False, layout=widgets.Layout(width="220px")
         )
         self._id_box.add_class("isc-sim-input")
-        self._prev = widgets.Button(icon="angle-left", tooltip="previous page", layout=widgets.Layout(width="40px"))
-        self._next = widgets.Button(icon="angle-right", tooltip="next page", layout=widgets.Layout(width="40px"))
+        self._prev = widgets.Button(
+            icon="angle-left", tooltip="previous page", layout=widgets.Layout(width="40px")
+        )
+        self._next = widgets.Button(
+            icon="angle-right", tooltip="next page", layout=widgets.Layout(width="40px")
+        )
         self._page_label = widgets.Label()
         self._page_label.add_class("isc-sim-page")
-        self._add = widgets.Button(description="add these ids to the selection", icon="plus",
-                                   layout=widgets.Layout(width="260px"))
+        self._add = widgets.Button(
+            description="add these ids to the selection", icon="plus", layout=widgets.Layout(width="260px")
+        )
         self._add.add_class("isc-sim-add")
         self._message_box = widgets.HTML()
         self._message_box.add_class("isc-sim-message")
@@ -322,7 +328,8 @@ class Similar(widgets.VBox):
             if self.query_id or self._outside is not None:
                 self._search()
 
-        threading.Thread(target=run, name="isc-similar-index", daemon=True).start()
+        self.build_thread = threading.Thread(target=run, name="isc-similar-index", daemon=True)
+        self.build_thread.start()
 
     @observe("page", "page_size")
     def _on_page(self, change: dict[str, Any]) -> None:
@@ -355,7 +362,9 @@ class Similar(widgets.VBox):
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message = text
         shown = html.escape(text)
-        self._message_box.value = f'<span class="{"isc-error" if error else "isc-ok"}">{shown}</span>' if text else ""
+        self._message_box.value = (
+            f'<span class="{"isc-error" if error else "isc-ok"}">{shown}</span>' if text else ""
+        )
 
     def _images_for(self, set_name: str) -> ImageSource:
         return self._images.get(set_name) or self._images["*"]
@@ -403,7 +412,9 @@ class Similar(widgets.VBox):
         first = self.page * self.page_size
         if picked or self._outside is not None:
             name = picked or "outside image"
-            self._head.value = f"<b>{html.escape(name)}</b>: neighbours {first + 1}–{first + len(shown)} · {where}"
+            self._head.value = (
+                f"<b>{html.escape(name)}</b>: neighbours {first + 1}–{first + len(shown)} · {where}"
+            )
         else:
             self._head.value = f"pick an image (type an id or click a tile) · {where}"
         self._page_label.value = f"page {self.page + 1}" if shown else ""
@@ -435,8 +446,7 @@ class Similar(widgets.VBox):
             card.image.value, card.image.format = thumbs[hit.image_id]
             card.button.description = hit.image_id
             card.caption.value = (
-                f"#{hit.rank} · {hit.score:.4g} · "
-                f'<span class="isc-sim-mark-{word}">{_SIGN[word]}</span>'
+                f'#{hit.rank} · {hit.score:.4g} · <span class="isc-sim-mark-{word}">{_SIGN[word]}</span>'
             )
             card.set_mark(word)
         self._grid.children = tuple(self._cards[: len(shown)])
