@@ -279,16 +279,20 @@ def normalise(xy: np.ndarray) -> np.ndarray:
 
 
 def stratified_sample(codes: np.ndarray, max_points: int, seed: int) -> np.ndarray:
-    """Sorted row indices: at most ``max_points``, each class in proportion but at least
-    ``min(its size, MIN_PER_CLASS)`` (then scaled down together if that overflows); seeded."""
+    """Sorted row indices, seeded: at most ``max_points``; each class gets ``min(its size, MIN_PER_CLASS)``
+    first, and the rest of the budget goes to the classes in proportion to what they have left."""
     n = len(codes)
     if n <= max_points:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(codes, return_counts=True)
-    want = np.maximum(np.minimum(counts, MIN_PER_CLASS), np.floor(max_points * counts / n)).astype(np.int64)
-    if want.sum() > max_points:
-        want = np.maximum(1, np.floor(want * max_points / want.sum())).astype(np.int64)
+    floor = np.minimum(counts, MIN_PER_CLASS)  # every class this strong (or whole) first
+    if floor.sum() >= max_points:  # many classes: share the budget evenly instead
+        want = np.maximum(1, np.floor(floor * max_points / floor.sum())).astype(np.int64)
+    else:  # the rest of the budget in proportion to what each class has left
+        rest = counts - floor
+        extra = np.floor((max_points - floor.sum()) * rest / max(rest.sum(), 1)).astype(np.int64)
+        want = floor + np.minimum(extra, rest)
     picked = [
         rng.choice(np.flatnonzero(codes == c), k, replace=False) for c, k in zip(classes, want, strict=True)
     ]

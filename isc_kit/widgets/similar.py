@@ -32,7 +32,7 @@ from ..catalog import SETS
 from ..errors import ConfigError, IscKitError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
-from ..neighbours import Hit, Neighbours
+from ..neighbours import APPROXIMATE_ABOVE, Hit, Neighbours
 from ._sampling import ID_FILE_KEY, UsedSample, use_sample
 from ._tiles import Partners, partners
 from .imagesource import ImageSource, entries
@@ -168,7 +168,8 @@ class Similar(widgets.VBox):
     """The nearest neighbours of a picked image, with ground-truth marks (see the module doc).
 
     ``neighbours``: a :class:`~isc_kit.neighbours.Neighbours`, or the path of the descriptor file to
-    search (``lookup`` then names the files whose vectors can be picked by id). ``manifests``:
+    search (``lookup`` then names the files whose vectors can be picked by id; above
+    ``approximate_above`` vectors an approximate index is built in a thread, see ``build_thread``). ``manifests``:
     ``{set: Manifest}`` of every image that can show; ``images``: their source (or ``{set: source}``).
     """
 
@@ -190,6 +191,7 @@ class Similar(widgets.VBox):
         thumbnails: ThumbnailCache | None = None,
         page_size: int = 8,
         params_path: str | os.PathLike[str] = "params.yaml",
+        approximate_above: int = APPROXIMATE_ABOVE,
         **kwargs: Any,
     ):
         if page_size < 1:
@@ -252,7 +254,14 @@ class Similar(widgets.VBox):
         if isinstance(neighbours, Neighbours):
             self.neighbours = neighbours
         else:
-            self.neighbours = Neighbours(neighbours, lookup=lookup, manifests=self.manifests, build=False)
+            self.neighbours = Neighbours(
+                neighbours,
+                lookup=lookup,
+                manifests=self.manifests,
+                build=False,
+                approximate_above=approximate_above,
+            )
+        if not self.neighbours.ready:
             self._build()
         self.page_size = page_size
         self._render()
@@ -313,7 +322,7 @@ class Similar(widgets.VBox):
         if not nb.approximate:
             nb.build(progress=False)
             return
-        self._progress.max = 2 + -(-len(nb) // 65_536)
+        self._progress.max = 1 + -(-len(nb) // 65_536)  # training, then one step per chunk added
         self._progress.layout.display = "flex"
         self._say(f"building the approximate index over {len(nb):,} vectors…")
 
