@@ -190,7 +190,8 @@ function render({ model, el }) {
   };
   model.on("change:thumb", showThumb);
   for (const k of ["points", "codes", "density", "sample_selected", "palette"]) model.on("change:" + k, redraw);
-  const obs = new MutationObserver(redraw);  // the Lab theme switch: redraw with its colours
+  // the Lab theme switch: redraw with its colours (again once its style sheet has surely applied)
+  const obs = new MutationObserver(() => { redraw(); setTimeout(redraw, 300); setTimeout(redraw, 1500); });
   obs.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
   requestAnimationFrame(redraw);
   return () => obs.disconnect();
