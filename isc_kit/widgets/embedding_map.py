@@ -189,6 +189,9 @@ function render({ model, el }) {
     tipImg.src = URL.createObjectURL(new Blob([t], { type: "image/jpeg" }));
   };
   model.on("change:thumb", showThumb);
+  const showMode = () => { canvas.dataset.mode = model.get("mode"); };
+  model.on("change:mode", showMode);
+  showMode();
   for (const k of ["points", "codes", "density", "sample_selected", "palette"]) model.on("change:" + k, redraw);
   // the Lab theme switch: redraw with its colours (again once its style sheet has surely applied)
   const obs = new MutationObserver(() => { redraw(); setTimeout(redraw, 300); setTimeout(redraw, 1500); });

@@ -32,7 +32,9 @@ run_baseline(root / "all/query_images", root / "all/reference_images", None,
 sets = {s: read_metadata(root / f"metadata/{s}_images_metadata.csv", s) for s in ("query", "reference")}
 images = LocalImages(root, layout="bucket")
 gt = load_ground_truth(root / "metadata/public_ground_truth.csv")
-print("matched", sorted(gt.pairs)[1][0])
+from isc_kit.neighbours import Neighbours
+nb = Neighbours("r.h5", lookup=["q.h5"])  # a matched query whose partner is among its 4 nearest
+print("matched", next(q for q, r in sorted(gt.pairs) if r in [h.image_id for h in nb.query(q, 4)]))
 gallery = Gallery(sets, images, page_size=6)
 gallery""",
     """\
@@ -99,9 +101,14 @@ def test_similar_and_the_map_in_jupyterlab(tmp_path: Path):
             page1 = similar.locator(".isc-sim-hits .isc-sim-id").all_inner_texts()
             similar.locator("button[title='next page']").click()
             page.wait_for_function(f"() => ({HEAD})().includes('neighbours 5–8')", timeout=30_000)
+            ids_js = "() => [...document.querySelectorAll('.isc-sim-hits .isc-sim-id')].map((b) => b.textContent.trim()).join()"
+            page.wait_for_function(f"() => ({ids_js})() !== {','.join(page1)!r}", timeout=30_000)
             page2 = similar.locator(".isc-sim-hits .isc-sim-id").all_inner_texts()
             assert not set(page1) & set(page2)
-            assert similar.locator(".isc-sim-caption").nth(2).inner_text().startswith("#5 · ")
+            page.wait_for_function(
+                "() => document.querySelectorAll('.isc-sim-caption')[2].textContent.startsWith('#5 · ')",
+                timeout=30_000,
+            )
 
             # an id typed in: a matched query shows its partner and a ✓ match
             box_in = similar.locator(".isc-sim-input input")
@@ -136,13 +143,17 @@ def test_similar_and_the_map_in_jupyterlab(tmp_path: Path):
             before = label.inner_text()
             _drag(page, [(cb["x"] + 4, cb["y"] + 4), (cb["x"] + w - 4, cb["y"] + h - 4)])
             page.wait_for_function(f"() => ({COUNT})() !== '0 selected'", timeout=30_000)
-            n_box = int(page.evaluate(COUNT).split()[0].replace(",", ""))
+            box_text = page.evaluate(COUNT)
+            n_box = int(box_text.split()[0].replace(",", ""))
             assert n_box == total  # a box round the whole map: every point, drawn or not
             emap.locator(".isc-map-to-gallery").click()
             page.wait_for_function(
                 "([el, b]) => el.textContent !== b", arg=[label.element_handle(), before], timeout=30_000
             )
             emap.locator(".isc-map-mode button", has_text="lasso").click()
+            page.wait_for_function(
+                "() => document.querySelector('.isc-map canvas').dataset.mode === 'lasso'", timeout=30_000
+            )
             x0, y0 = cb["x"], cb["y"]
             _drag(
                 page,
@@ -152,7 +163,7 @@ def test_similar_and_the_map_in_jupyterlab(tmp_path: Path):
                     (x0 + w * 0.05, y0 + h * 0.95),
                 ],
             )
-            page.wait_for_function(f"() => ({COUNT})() !== '{n_box} selected'", timeout=30_000)
+            page.wait_for_function(f"() => ({COUNT})() !== {box_text!r}", timeout=30_000)
             n_lasso = int(page.evaluate(COUNT).split()[0].replace(",", ""))
             assert 0 < n_lasso < n_box
             assert (
