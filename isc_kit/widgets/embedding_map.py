@@ -25,308 +25,55 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import ipywidgets as widgets
 import numpy as np
-from traitlets import Bytes, Int, List, Unicode, observe
+from traitlets import Int, Unicode, observe
 
 from ..catalog import SETS
 from ..errors import ConfigError, IscKitError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
 from ..neighbours import read_checked
+from ._map_canvas import DENSITY_BINS, PALETTE, _Canvas
+from ._projection import (
+    METHODS,
+    MIN_PER_CLASS,
+    UMAP_AUTO_LIMIT,
+    UMAP_FIT_LIMIT,
+    density,
+    inside,
+    normalise,
+    project,
+    stratified_sample,
+)
 from ._sampling import UsedSample
+from ._selection import _set_of, add_to_selection
 from .imagesource import ImageSource, entries
-from .similar import _set_of, add_to_selection
 from .thumbnails import ThumbnailCache
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("auto", "pca", "umap")
 COLOURS = ("set", "ground truth", "verdict")
-UMAP_AUTO_LIMIT = 200_000
-UMAP_FIT_LIMIT = 50_000
-DENSITY_BINS = 160
-MIN_PER_CLASS = 500
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
-_CHUNK = 100_000
-
-ESM = """
-function css(el, name, fallback) {
-  const v = getComputedStyle(el).getPropertyValue(name).trim();
-  return v || fallback;
-}
-function render({ model, el }) {
-  const W = model.get("width"), H = model.get("height");
-  const wrap = document.createElement("div");
-  wrap.className = "isc-map-wrap";
-  wrap.style.position = "relative";
-  wrap.style.width = W + "px";
-  const canvas = document.createElement("canvas");
-  canvas.width = W; canvas.height = H;
-  canvas.className = "isc-map-canvas";
-  canvas.style.cursor = "crosshair";
-  const tip = document.createElement("div");
-  tip.className = "isc-map-tip";
-  tip.style.cssText = "position:absolute;display:none;pointer-events:none;padding:4px;border-radius:4px;" +
-    "font:12px var(--jp-code-font-family, monospace);background:var(--jp-layout-color0,#fff);" +
-    "color:var(--jp-ui-font-color1,#222);border:1px solid var(--jp-border-color1,#bbb);z-index:10";
-  const tipText = document.createElement("div");
-  const tipImg = document.createElement("img");
-  tipImg.style.cssText = "display:block;max-width:128px;max-height:128px";
-  tip.append(tipText, tipImg);
-  wrap.append(canvas, tip);
-  el.append(wrap);
-  const ctx = canvas.getContext("2d");
-  const base = document.createElement("canvas");
-  base.width = W; base.height = H;
-  let xy = new Float32Array(0), codes = new Uint8Array(0), sel = new Uint8Array(0);
-  const load = () => {
-    const p = model.get("points"), c = model.get("codes"), s = model.get("sample_selected");
-    xy = new Float32Array(p.buffer, p.byteOffset, p.byteLength / 4);
-    codes = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
-    sel = new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-  };
-  const px = (i) => [xy[2 * i] * W, (1 - xy[2 * i + 1]) * H];
-  const drawBase = () => {
-    const b = base.getContext("2d");
-    b.fillStyle = css(el, "--jp-layout-color1", "#ffffff");
-    b.fillRect(0, 0, W, H);
-    const bins = model.get("bins");
-    const dv = model.get("density");
-    const d = new Uint8Array(dv.buffer, dv.byteOffset, dv.byteLength);
-    const ink = css(el, "--jp-ui-font-color2", "#666666");
-    b.fillStyle = ink;
-    const cw = W / bins, ch = H / bins;
-    for (let i = 0; i < bins; i++) for (let j = 0; j < bins; j++) {
-      const v = d[i * bins + j];
-      if (!v) continue;
-      b.globalAlpha = 0.08 + 0.45 * v / 255;
-      b.fillRect(i * cw, H - (j + 1) * ch, cw + 0.5, ch + 0.5);
-    }
-    b.globalAlpha = 0.85;
-    const pal = model.get("palette");
-    const n = codes.length;
-    for (let i = 0; i < n; i++) {
-      const [x, y] = px(i);
-      b.fillStyle = pal[codes[i] % pal.length];
-      b.fillRect(x - 1.5, y - 1.5, 3, 3);
-    }
-    b.globalAlpha = 1;
-    b.strokeStyle = css(el, "--jp-ui-font-color0", "#000000");
-    b.lineWidth = 1;
-    for (let i = 0; i < n; i++) if (sel[i]) { const [x, y] = px(i); b.strokeRect(x - 2.5, y - 2.5, 5, 5); }
-    canvas.dataset.points = String(n);
-    canvas.dataset.selected = String(model.get("n_selected"));
-    canvas.dataset.theme = document.body.dataset.jpThemeLight || "";
-  };
-  let shape = null;  // {mode, pts: [[x, y] in pixels]}
-  const paint = () => {
-    ctx.drawImage(base, 0, 0);
-    if (!shape || shape.pts.length < 1) return;
-    ctx.strokeStyle = css(el, "--jp-brand-color1", "#1976d2");
-    ctx.fillStyle = ctx.strokeStyle;
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
-    if (shape.mode === "box") {
-      const [a, b] = [shape.pts[0], shape.pts[shape.pts.length - 1]];
-      ctx.rect(a[0], a[1], b[0] - a[0], b[1] - a[1]);
-    } else {
-      shape.pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-      ctx.closePath();
-    }
-    ctx.globalAlpha = 0.12; ctx.fill(); ctx.globalAlpha = 1; ctx.stroke();
-  };
-  const redraw = () => { load(); drawBase(); paint(); };
-  const at = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
-  const nearest = ([x, y]) => {
-    let best = -1, bd = 64;  // within 8 px
-    for (let i = 0; i < codes.length; i++) {
-      const [u, v] = px(i); const d = (u - x) * (u - x) + (v - y) * (v - y);
-      if (d < bd) { bd = d; best = i; }
-    }
-    return best;
-  };
-  let hovered = -1;
-  canvas.addEventListener("mousedown", (e) => { shape = { mode: model.get("mode"), pts: [at(e)] }; tip.style.display = "none"; });
-  canvas.addEventListener("mousemove", (e) => {
-    const p = at(e);
-    if (shape) { shape.pts.push(p); paint(); return; }
-    const i = nearest(p);
-    if (i !== hovered) {
-      hovered = i;
-      model.set("hover", i); model.save_changes();
-    }
-    if (i < 0) { tip.style.display = "none"; return; }
-    tipText.textContent = model.get("ids")[i] || "";
-    tip.style.left = Math.min(W - 140, p[0] + 12) + "px";
-    tip.style.top = Math.min(H - 40, p[1] + 12) + "px";
-    tip.style.display = "block";
-  });
-  canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
-  window.addEventListener("mouseup", (e) => {
-    if (!shape) return;
-    const pts = shape.pts, mode = shape.mode;
-    shape = null;
-    const [a, b] = [pts[0], pts[pts.length - 1]];
-    if (Math.abs(a[0] - b[0]) + Math.abs(a[1] - b[1]) < 4 && mode === "box") { paint(); return; }
-    const poly = (mode === "box" ? [a, [b[0], a[1]], b, [a[0], b[1]]] : pts).map(([x, y]) => [x / W, 1 - y / H]);
-    model.set("shape_mode", mode);
-    model.set("polygon", poly);
-    model.set("shape_count", model.get("shape_count") + 1);
-    model.save_changes();
-    paint();
-  });
-  const showThumb = () => {
-    const t = model.get("thumb");
-    if (!t || !t.byteLength) { tipImg.removeAttribute("src"); return; }
-    tipImg.src = URL.createObjectURL(new Blob([t], { type: "image/jpeg" }));
-  };
-  model.on("change:thumb", showThumb);
-  const showMode = () => { canvas.dataset.mode = model.get("mode"); };
-  model.on("change:mode", showMode);
-  showMode();
-  for (const k of ["points", "codes", "density", "sample_selected", "palette"]) model.on("change:" + k, redraw);
-  // the Lab theme switch: redraw with its colours (again once its style sheet has surely applied)
-  const obs = new MutationObserver(() => { redraw(); setTimeout(redraw, 300); setTimeout(redraw, 1500); });
-  obs.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
-  requestAnimationFrame(redraw);
-  return () => obs.disconnect();
-}
-export default { render };
-"""
-
-
-class _Canvas(anywidget.AnyWidget):
-    _esm = Unicode(ESM).tag(sync=True)
-    width = Int(640).tag(sync=True)
-    height = Int(480).tag(sync=True)
-    points = Bytes(b"").tag(sync=True)  # float32 x, y in [0, 1] of the drawn sample
-    codes = Bytes(b"").tag(sync=True)  # uint8 colour class of each drawn point
-    sample_selected = Bytes(b"").tag(sync=True)  # uint8 0/1: drawn point is selected
-    density = Bytes(b"").tag(sync=True)  # uint8 bins x bins, log-scaled counts of all points
-    bins = Int(DENSITY_BINS).tag(sync=True)
-    palette = List(list(PALETTE)).tag(sync=True)
-    ids: List[str] = List().tag(sync=True)  # ids of the drawn sample (hover text)
-    mode = Unicode("box").tag(sync=True)
-    hover = Int(-1).tag(sync=True)
-    thumb = Bytes(b"").tag(sync=True)
-    polygon: List[list[float]] = List().tag(sync=True)
-    shape_mode = Unicode("box").tag(sync=True)
-    shape_count = Int(0).tag(sync=True)
-    n_selected = Int(0).tag(sync=True)
-
-
-def project(vectors: np.ndarray, method: str = "auto", *, seed: int = 0) -> tuple[np.ndarray, str]:
-    """``(n x 2 float32 coordinates, method used)``: PCA (numpy) or UMAP (see the module doc)."""
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    n = len(vectors)
-    if method in ("auto", "umap"):
-        try:
-            import umap  # type: ignore[import-not-found]
-        except ImportError:
-            if method == "umap":
-                raise ConfigError(
-                    "method='umap' needs umap-learn: pip install 'isc-kit[umap]' (or use method='pca')"
-                ) from None
-        else:
-            if method == "umap" or n <= UMAP_AUTO_LIMIT:
-                return _umap(umap, vectors, seed), "umap"
-    return _pca(vectors), "pca"
-
-
-def _pca(x: np.ndarray) -> np.ndarray:
-    n, d = x.shape
-    if n < 2:
-        return np.zeros((n, 2), dtype=np.float32)
-    total = np.zeros(d)
-    cov = np.zeros((d, d))
-    for s in range(0, n, _CHUNK):
-        c = x[s : s + _CHUNK].astype(np.float64)
-        total += c.sum(axis=0)
-        cov += c.T @ c
-    mean = total / n
-    cov = cov / n - np.outer(mean, mean)
-    _vals, vecs = np.linalg.eigh(cov)
-    w = vecs[:, ::-1][:, :2]
-    w = w * np.sign(w[np.argmax(np.abs(w), axis=0), [0, 1]])  # a fixed sign: the same map every run
-    out = np.empty((n, 2), dtype=np.float32)
-    for s in range(0, n, _CHUNK):
-        out[s : s + _CHUNK] = (x[s : s + _CHUNK] - mean) @ w
-    return out
-
-
-def _umap(umap: Any, x: np.ndarray, seed: int) -> np.ndarray:
-    reducer = umap.UMAP(n_components=2, random_state=seed, n_jobs=1)
-    if len(x) <= UMAP_FIT_LIMIT:
-        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
-    rows = np.sort(np.random.default_rng(seed).choice(len(x), UMAP_FIT_LIMIT, replace=False))
-    reducer.fit(x[rows])
-    out = np.empty((len(x), 2), dtype=np.float32)
-    for s in range(0, len(x), _CHUNK):
-        out[s : s + _CHUNK] = reducer.transform(x[s : s + _CHUNK])
-    return out
-
-
-def normalise(xy: np.ndarray) -> np.ndarray:
-    """Coordinates scaled into [0.02, 0.98] on both axes (the drawing's frame)."""
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return (0.02 + 0.96 * (xy - lo) / span).astype(np.float32)
-
-
-def stratified_sample(codes: np.ndarray, max_points: int, seed: int) -> np.ndarray:
-    """Sorted row indices, seeded: at most ``max_points``; each class gets ``min(its size, MIN_PER_CLASS)``
-    first, and the rest of the budget goes to the classes in proportion to what they have left."""
-    n = len(codes)
-    if n <= max_points:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(codes, return_counts=True)
-    floor = np.minimum(counts, MIN_PER_CLASS)  # every class this strong (or whole) first
-    if floor.sum() >= max_points:  # many classes: share the budget evenly instead
-        want = np.maximum(1, np.floor(floor * max_points / floor.sum())).astype(np.int64)
-    else:  # the rest of the budget in proportion to what each class has left
-        rest = counts - floor
-        extra = np.floor((max_points - floor.sum()) * rest / max(rest.sum(), 1)).astype(np.int64)
-        want = floor + np.minimum(extra, rest)
-    picked = [
-        rng.choice(np.flatnonzero(codes == c), k, replace=False) for c, k in zip(classes, want, strict=True)
-    ]
-    return np.sort(np.concatenate(picked))
-
-
-def density(xy: np.ndarray, bins: int = DENSITY_BINS) -> bytes:
-    """A ``bins x bins`` histogram of all points (x major), log-scaled to bytes (0 = empty)."""
-    h, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins, range=[[0, 1], [0, 1]])
-    if not h.any():
-        return bytes(bins * bins)
-    scaled = np.log1p(h) / math.log1p(h.max()) * 255
-    return np.where(h > 0, np.maximum(scaled, 1), 0).astype(np.uint8).tobytes()
-
-
-def inside(xy: np.ndarray, polygon: Sequence[Sequence[float]], mode: str = "lasso") -> np.ndarray:
-    """Boolean mask of the rows of ``xy`` inside ``polygon`` (a box: its bounding box)."""
-    poly = np.asarray(polygon, dtype=np.float64)
-    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3:
-        return np.zeros(len(xy), dtype=bool)
-    (x0, y0), (x1, y1) = poly.min(axis=0), poly.max(axis=0)
-    box = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-    if mode == "box":
-        return box
-    from matplotlib.path import Path as Polygon
-
-    mask = np.zeros(len(xy), dtype=bool)
-    rows = np.flatnonzero(box)
-    mask[rows] = Polygon(poly).contains_points(xy[rows])
-    return mask
+__all__ = [
+    "COLOURS",
+    "DENSITY_BINS",
+    "METHODS",
+    "MIN_PER_CLASS",
+    "PALETTE",
+    "UMAP_AUTO_LIMIT",
+    "UMAP_FIT_LIMIT",
+    "EmbeddingMap",
+    "density",
+    "inside",
+    "normalise",
+    "project",
+    "stratified_sample",
+]
 
 
 class EmbeddingMap(widgets.VBox):
