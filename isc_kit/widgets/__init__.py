@@ -7,15 +7,18 @@ the fetch uses (:class:`S3Images`), with thumbnails made once and cached on disk
 from __future__ import annotations
 
 from ._sampling import UsedSample, draw_sample, use_sample
+from .embedding_map import EmbeddingMap
 from .errors import ErrorAnalysis
 from .gallery import Gallery
 from .imagesource import LocalImages, S3Images, image_source
 from .overview import Overview, image_stats, overview_table, plot_overview
 from .pairs import PairItem, PairViewer, pair_items
 from .sampler import Sampler
+from .similar import Similar
 from .thumbnails import ThumbnailCache, make_thumbnail
 
 __all__ = [
+    "EmbeddingMap",
     "ErrorAnalysis",
     "Gallery",
     "LocalImages",
@@ -24,6 +27,7 @@ __all__ = [
     "PairViewer",
     "S3Images",
     "Sampler",
+    "Similar",
     "ThumbnailCache",
     "UsedSample",
     "draw_sample",
