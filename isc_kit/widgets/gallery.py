@@ -5,12 +5,12 @@ arrow keys step through the selection, Esc closes it).
 State lives in traitlets (``set_name``, ``pattern``, ``page``, ``page_size``, ``selected``) so a
 notebook can ``observe`` or ``link`` them; ``selection`` (the filtered manifest) and
 ``shown_ids`` (the ids on the current page) are outputs. Paging, filters and thumbnails are in
-:mod:`.paging` and :mod:`.thumbnails`; this module only wires widgets to them.
+:mod:`.paging` and :mod:`.thumbnails`, the widgets and their painting in :mod:`.gallery_view`; this
+module is the model that wires them together.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,14 +23,13 @@ from ..errors import IscKitError
 from ..groundtruth import GroundTruth
 from ..manifest import Manifest
 from ..select import Selection, select
-from ._keys import KeyListener
 from ._reach import check_reachable
-from ._tiles import STYLE, Tile, detail_content, partners
+from ._tiles import detail_content, partners
+from .gallery_view import GalleryView
 from .imagesource import ImageSource, entries
-from .paging import PAGE_SIZES, page_of, page_view, parse_pattern
+from .paging import page_of, page_view, parse_pattern
 from .thumbnails import (
     ThumbnailCache,
-    tile_caption,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def _as_mapping(value: Any) -> dict[str, Any]:
     return {value.set_name: value} if isinstance(value, Manifest) else {"*": value}
 
 
-class Gallery(widgets.VBox):
+class Gallery(GalleryView):
     """Thumbnail grid over one or several manifests (any selection), paged, filterable, click to enlarge.
 
     ``manifests``: a :class:`~isc_kit.manifest.Manifest` or ``{set_name: Manifest}``.
@@ -77,57 +76,7 @@ class Gallery(widgets.VBox):
         self._partners = partners(ground_truth)
         self.pair_viewer = pair_viewer
         self._thumbs = thumbnails or ThumbnailCache()
-        self._tiles: list[Tile] = []
-        self._rendering = False
-        self._set_box = widgets.Dropdown(description="set", layout=widgets.Layout(width="220px"))
-        self._pattern_box = widgets.Text(
-            placeholder='pattern: Q00*  or  --exclude "*" --include "Q01*"',
-            continuous_update=False,
-            layout=widgets.Layout(width="380px"),
-        )
-        self._size_box = widgets.Dropdown(
-            options=sorted({*PAGE_SIZES, page_size}),
-            value=page_size,
-            description="per page",
-            layout=widgets.Layout(width="170px"),
-        )
-        self._first = widgets.Button(icon="angle-double-left", tooltip="first page", layout=_narrow())
-        self._prev = widgets.Button(icon="angle-left", tooltip="previous page", layout=_narrow())
-        self._next = widgets.Button(icon="angle-right", tooltip="next page", layout=_narrow())
-        self._last = widgets.Button(icon="angle-double-right", tooltip="last page", layout=_narrow())
-        self._page_label = widgets.Label()
-        self._page_label.add_class("isc-page-label")
-        self._jump_box = widgets.Text(
-            placeholder="go to id, e.g. Q00123", continuous_update=False, layout=widgets.Layout(width="200px")
-        )
-        self._jump_box.add_class("isc-jump")
-        self._message_box = widgets.HTML()
-        self._grid = widgets.GridBox(
-            layout=widgets.Layout(grid_template_columns="repeat(auto-fill, 172px)", grid_gap="6px")
-        )
-        self._detail_image = widgets.Image(format="jpeg")
-        self._detail_caption = widgets.HTML()
-        self._detail_caption.add_class("isc-detail-caption")
-        self._detail_facts = widgets.HTML()
-        self._detail_facts.add_class("isc-detail-facts")
-        self._close = widgets.Button(description="close", icon="times", tooltip="close (Esc)", layout=_wide())
-        self._before = widgets.Button(icon="arrow-left", tooltip="previous image (←)", layout=_narrow())
-        self._after = widgets.Button(icon="arrow-right", tooltip="next image (→)", layout=_narrow())
-        self._to_pair = widgets.Button(
-            description="show pair", icon="link", layout=widgets.Layout(width="120px", display="none")
-        )
-        self._to_pair.add_class("isc-to-pair")
-        self._keys = KeyListener()
-        self._detail = widgets.VBox(
-            [
-                self._detail_caption,
-                self._detail_facts,
-                self._detail_image,
-                widgets.HBox([self._before, self._after, self._close, self._to_pair]),
-            ],
-            layout=widgets.Layout(display="none"),
-        )
-        self._detail.add_class("isc-detail")
+        super().__init__(page_size, self._on_tile_click, **kwargs)
         self._first.on_click(lambda _b: self._go(0))
         self._prev.on_click(lambda _b: self._go(self.page - 1))
         self._next.on_click(lambda _b: self._go(self.page + 1))
@@ -141,21 +90,6 @@ class Gallery(widgets.VBox):
         self._set_box.observe(self._on_set_box_value, "value")
         self._pattern_box.observe(self._on_pattern_box_value, "value")
         self._size_box.observe(self._on_size_box_value, "value")
-        super().__init__(
-            [
-                widgets.HTML(STYLE),
-                widgets.HBox([self._set_box, self._pattern_box, self._size_box]),
-                widgets.HBox(
-                    [self._first, self._prev, self._page_label, self._next, self._last, self._jump_box]
-                ),
-                self._message_box,
-                self._detail,
-                self._grid,
-                self._keys,
-            ],
-            **kwargs,
-        )
-        self.add_class("isc-gallery")
         with self.hold_trait_notifications():
             self.page_size = page_size
             self.manifests = _as_mapping(manifests)
@@ -209,23 +143,14 @@ class Gallery(widgets.VBox):
         self.selected = ids[index]
 
     @property
-    def tile_captions(self) -> list[str]:
-        """What the visible tiles' captions say, in order."""
-        return [t.button.description for t in self._tiles[: len(self.shown_ids)]]
-
-    @property
     def detail_text(self) -> str:
         """The enlarged view's caption as plain text ("" when closed)."""
-        return html.unescape(_strip_tags(self._detail_caption.value)) if self.selected else ""
+        return self._detail_plain()[0] if self.selected else ""
 
     @property
     def detail_facts(self) -> str:
         """The enlarged view's md5, path and ground-truth lines as plain text ("" when closed)."""
-        return (
-            html.unescape(_strip_tags(self._detail_facts.value.replace("<br>", "\n")))
-            if self.selected
-            else ""
-        )
+        return self._detail_plain()[1] if self.selected else ""
 
     def images_for(self, set_name: str) -> ImageSource:
         return self._images.get(set_name) or self._images["*"]
@@ -339,16 +264,13 @@ class Gallery(widgets.VBox):
             self._render()
 
     def _show_message(self) -> None:
-        text = html.escape(self.message)
-        self._message_box.value = f'<span class="isc-error">{text}</span>' if text else ""
+        self._paint_message(self.message)
 
     def _render(self) -> None:
         selection = self.selection
         total = len(selection) if selection is not None else 0
         view = page_view(self.page, self.page_size, total)
         ids = view.items(selection.ids) if selection is not None else []
-        self._first.disabled = self._prev.disabled = view.is_first
-        self._next.disabled = self._last.disabled = view.is_last
         thumbs = []
         states: list[str] = []
         if selection is not None and ids:
@@ -365,30 +287,16 @@ class Gallery(widgets.VBox):
                     images.state(selection, e) if t.problem else ""
                     for e, t in zip(found, thumbs, strict=True)
                 ]
-        self._page_label.value = view.label() if thumbs or not ids else f"{view.label()} · not loaded"
         self._show_message()
-        while len(self._tiles) < len(thumbs):
-            self._tiles.append(Tile(self._on_tile_click, len(self._tiles)))
-        for tile, thumb, state in zip(self._tiles, thumbs, states, strict=False):
-            tile.image.format = thumb.format
-            tile.image.value = thumb.data
-            tile.button.description = tile_caption(thumb, state)
-            tile.button.tooltip = thumb.message or f"enlarge {thumb.image_id}"
-        self._grid.children = tuple(self._tiles[: len(thumbs)])
+        self._paint_page(view, thumbs, states, len(ids))
         self.shown_ids = [t.image_id for t in thumbs]
         self._mark_selected()
 
     def _mark_selected(self) -> None:
-        for tile, image_id in zip(self._tiles, self.shown_ids, strict=False):
-            if image_id == self.selected:
-                tile.add_class("isc-selected")
-            else:
-                tile.remove_class("isc-selected")
+        self._paint_selected(self.shown_ids, self.selected)
 
     def _close_detail(self) -> None:
-        self._detail.layout.display = "none"
-        self._detail_caption.value = self._detail_facts.value = ""
-        self._keys.active = False
+        self._paint_detail_closed()
         self._mark_selected()
 
     def _show_detail(self, image_id: str) -> None:
@@ -407,33 +315,9 @@ class Gallery(widgets.VBox):
             self._show_message()
             self._close_detail()
             return
-        self._keys.active = True  # before the caption: a key pressed once it shows is already heard
         shown = detail_content(selection, entry, images, self._partners)
-        self._detail_image.format = shown.format
-        self._detail_image.value = shown.image
-        self._detail_caption.value = f"<b>{html.escape(shown.caption)}</b>"
-        self._detail_facts.value = "<br>".join(html.escape(line) for line in shown.facts)
-        query = shown.pair_query
-        show_pair = bool(query) and self.pair_viewer is not None
-        self._to_pair.layout.display = "flex" if show_pair else "none"
-        self._to_pair.tooltip = query if show_pair else ""
+        query = shown.pair_query if shown.pair_query and self.pair_viewer is not None else ""
         ids = selection.ids
         index = ids.index(image_id) if image_id in ids else 0
-        self._before.disabled = index <= 0
-        self._after.disabled = index >= len(ids) - 1
-        self._detail.layout.display = "flex"
+        self._paint_detail(shown, query, first=index <= 0, last=index >= len(ids) - 1)
         self._mark_selected()
-
-
-def _narrow() -> widgets.Layout:
-    return widgets.Layout(width="40px")
-
-
-def _wide() -> widgets.Layout:
-    return widgets.Layout(width="90px")
-
-
-def _strip_tags(text: str) -> str:
-    import re
-
-    return re.sub(r"<[^>]+>", "", text)
