@@ -276,27 +276,37 @@ class RawGetter:
             self._client.close()
             self._client = None
 
+    #: what a refused connection tells the user to check (a subclass names its own settings)
+    connect_hint = "the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region"
+
+    def _base_url(self, source: Source) -> str:
+        """The URL that object keys of ``source`` are appended to (a subclass may address it differently)."""
+        return object_url(source, source.bucket_name, "")
+
+    def request_bytes(self, method: str, origin: Any, path: str) -> bytes:
+        """The request head to send; a subclass adds headers here (e.g. a signature)."""
+        return self._client.request_bytes(method, origin, path)
+
     def _target(self, source: Source, key: str) -> tuple[Any, str]:
         where = (source.endpoint_url, source.region, source.bucket_name)
         base = self._bases.get(where)
         if base is None:
-            base = self._bases[where] = Origin.of(object_url(source, source.bucket_name, ""))
+            base = self._bases[where] = Origin.of(self._base_url(source))
         origin, path = base
         return origin, path + quote(key, safe="/-_.~")
 
     async def _request(self, source: Source, key: str, method: str, sink: Sink | None) -> Any:
         origin, path = self._target(source, key)
-        client = self._client
         try:
-            return await client.request(
-                origin, client.request_bytes(method, origin, path), sink, head_only=method == "HEAD"
+            return await self._client.request(
+                origin, self.request_bytes(method, origin, path), sink, head_only=method == "HEAD"
             )
         except ProtocolError as err:
             if err.connect:
                 where = source.endpoint_url or "AWS"
                 raise GetError(
                     f"{source.url(key)}: cannot connect ({err.reason}) at {where}; check the network, "
-                    "the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region",
+                    f"{self.connect_hint}",
                     retryable=True,
                     short=err.reason,
                 ) from err
