@@ -101,7 +101,7 @@ class SignedRawGetter(RawGetter):
     signs every request head and names credentials and region when S3 refuses the signature.
     """
 
-    connect_hint = "and the remote's endpointurl"
+    connect_hint = "check the network and the remote's endpointurl"
 
     def __init__(self, jobs: int, creds: Credentials, region: str):
         super().__init__(jobs)
