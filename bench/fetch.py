@@ -7,6 +7,9 @@ that is deleted afterwards. Prints a markdown table of medians and of per-round 
 isc-kit. Tools come from bench/setup-tools.sh.
 
     python -m bench.fetch --rounds 5 --delay-ms 0 --delay-ms 20
+    python -m bench.fetch --clients "isc-kit fetch,s5cmd cp" --skip-verify --delay-ms 0 --delay-ms 20 --rounds 5
+
+Each run also prints its wall time and CPU-seconds (user + sys of the client process) to stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -104,9 +108,17 @@ def commands(endpoint: str, pinned: Path, dest: Path, jobs: int) -> dict[str, li
 
 def _run(cmd: list[str], env: dict[str, str], expect: int, dest: Path) -> float:
     os.sync()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, sys_ = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    print(  # CPU-seconds are comparable on a loaded machine where wall-clock is not
+        f"  {Path(cmd[0]).name} {' '.join(cmd[1:3])}: {seconds:.2f} s wall, "
+        f"{user:.2f} user + {sys_:.2f} sys = {user + sys_:.2f} CPU-s ({(user + sys_) / seconds:.2f} cores)",
+        file=sys.stderr,
+    )
     got = sum(1 for _ in dest.rglob("*.jpg")) if dest.exists() else 0
     if proc.returncode != 0 or got != expect:
         raise RuntimeError(

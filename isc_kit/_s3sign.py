@@ -18,10 +18,9 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from .source import Source
-from .transfer.getters import GetError, _error_code, _status_error
+from .transfer.getters import GetError, RawGetter, _error_code, _status_error
 
 logger = logging.getLogger(__name__)
 
@@ -95,68 +94,44 @@ def chain_credentials(profile: str | None = None) -> Credentials | None:
     return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 
-class SignedRawGetter:
-    """SigV4-signed GETs over the lean keep-alive client, for ``bucket`` at ``endpoint`` (else AWS)."""
+class SignedRawGetter(RawGetter):
+    """SigV4-signed GETs over the lean keep-alive client, for ``bucket`` at ``endpoint`` (else AWS).
+
+    A :class:`~isc_kit.transfer.getters.RawGetter` that addresses AWS by its regional virtual host,
+    signs every request head and names credentials and region when S3 refuses the signature.
+    """
+
+    connect_hint = "check the network and the remote's endpointurl"
 
     def __init__(self, jobs: int, creds: Credentials, region: str):
-        self.jobs = jobs
+        super().__init__(jobs)
         self.creds = creds
         self.region = region
-        self._client: Any = None
-        self._bases: dict[tuple[str | None, str], tuple[Any, str]] = {}
         self._keys: dict[str, bytes] = {}
 
-    async def __aenter__(self) -> SignedRawGetter:
-        import ssl
+    def _base_url(self, source: Source) -> str:
+        if source.endpoint_url:
+            return f"{source.endpoint_url}/{source.bucket_name}/"
+        return f"https://{source.bucket_name}.s3.{self.region}.amazonaws.com/"
 
-        from .transfer.getters import _ssl_context
-        from .transfer.rawhttp import RawClient
-
-        context = _ssl_context()
-        self._client = RawClient(ssl_context=context if isinstance(context, ssl.SSLContext) else None)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _target(self, source: Source, key: str) -> tuple[Any, str]:
-        from .transfer.rawhttp import Origin
-
-        where = (source.endpoint_url, source.bucket_name)
-        base = self._bases.get(where)
-        if base is None:
-            if source.endpoint_url:
-                url = f"{source.endpoint_url}/{source.bucket_name}/"
-            else:
-                url = f"https://{source.bucket_name}.s3.{self.region}.amazonaws.com/"
-            base = self._bases[where] = Origin.of(url)
-        origin, path = base
-        return origin, path + quote(key, safe="/-_.~")
-
-    def request_bytes(self, origin: Any, path: str) -> bytes:
+    def request_bytes(self, method: str, origin: Any, path: str) -> bytes:
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         host = origin.host_header
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "User-Agent: isc-kit", "Accept-Encoding: identity"]
-        lines += [f"{n}: {v}" for n, v in sign_get(self.creds, self.region, host, path, amz_date, self._keys)]
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {host}",
+            "User-Agent: isc-kit",
+            "Accept-Encoding: identity",
+        ]
+        lines += [
+            f"{n}: {v}"
+            for n, v in sign_request(method, self.creds, self.region, host, path, amz_date, self._keys)
+        ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def get(self, source: Source, key: str, sink: Any) -> tuple[int, int | None]:
         """GET ``key`` of ``source`` into ``sink``; returns (bytes received, Content-Length or None)."""
-        from .transfer.rawhttp import ProtocolError
-
-        origin, path = self._target(source, key)
-        try:
-            resp = await self._client.request(origin, self.request_bytes(origin, path), sink)
-        except ProtocolError as err:
-            if err.connect:
-                raise GetError(
-                    f"{source.url(key)}: cannot connect ({err.reason}) at {source.endpoint_url or 'AWS'}; "
-                    "check the network and the remote's endpointurl",
-                    retryable=True,
-                ) from err
-            raise GetError(f"{source.url(key)}: {err.reason}", retryable=True, status=-1) from err
+        resp = await self._request(source, key, "GET", sink)
         if resp.status != 200:
             code = _error_code(resp.error_body)
             if code in ("AuthorizationHeaderMalformed", "SignatureDoesNotMatch", "InvalidAccessKeyId"):

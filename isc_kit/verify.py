@@ -23,7 +23,7 @@ from .pinned import load_pinned
 from .progress import default_progress
 
 if TYPE_CHECKING:
-    from .transfer import FetchPlan
+    from .transfer.plan import FetchPlan
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class VerifyReport:
 
     def as_plan(self) -> FetchPlan:
         """The fetch plan this report implies: transfer exactly the missing and corrupt entries."""
-        from .transfer import FetchPlan
+        from .transfer.plan import FetchPlan
 
         return FetchPlan.of(self.local)
 

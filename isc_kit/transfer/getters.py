@@ -256,7 +256,10 @@ class SignedGetter:
 
 
 class RawGetter:
-    """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit.transfer.rawhttp`), for direct connections."""
+    """Unsigned GETs over the lean keep-alive client (:mod:`isc_kit.transfer.rawhttp`), for direct connections.
+
+    A subclass (the signed getter) overrides ``connect_hint``, ``_base_url`` and ``request_bytes``.
+    """
 
     def __init__(self, jobs: int, *, low_speed: LowSpeed | None = None):
         self.jobs = jobs
@@ -276,27 +279,33 @@ class RawGetter:
             self._client.close()
             self._client = None
 
+    connect_hint = "check the network, the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region"
+
+    def _base_url(self, source: Source) -> str:
+        return object_url(source, source.bucket_name, "")
+
+    def request_bytes(self, method: str, origin: Any, path: str) -> bytes:
+        return self._client.request_bytes(method, origin, path)
+
     def _target(self, source: Source, key: str) -> tuple[Any, str]:
         where = (source.endpoint_url, source.region, source.bucket_name)
         base = self._bases.get(where)
         if base is None:
-            base = self._bases[where] = Origin.of(object_url(source, source.bucket_name, ""))
+            base = self._bases[where] = Origin.of(self._base_url(source))
         origin, path = base
         return origin, path + quote(key, safe="/-_.~")
 
     async def _request(self, source: Source, key: str, method: str, sink: Sink | None) -> Any:
         origin, path = self._target(source, key)
-        client = self._client
         try:
-            return await client.request(
-                origin, client.request_bytes(method, origin, path), sink, head_only=method == "HEAD"
+            return await self._client.request(
+                origin, self.request_bytes(method, origin, path), sink, head_only=method == "HEAD"
             )
         except ProtocolError as err:
             if err.connect:
                 where = source.endpoint_url or "AWS"
                 raise GetError(
-                    f"{source.url(key)}: cannot connect ({err.reason}) at {where}; check the network, "
-                    "the endpoint (--endpoint-url / ISC_KIT_ENDPOINT_URL) and the region",
+                    f"{source.url(key)}: cannot connect ({err.reason}) at {where}; {self.connect_hint}",
                     retryable=True,
                     short=err.reason,
                 ) from err
@@ -357,38 +366,3 @@ def make_getter(sources: Source | list[Source], jobs: int, *, low_speed: LowSpee
     if any(_needs_proxy(s) for s in many):
         return AnonGetter(jobs)
     return RawGetter(jobs, low_speed=low_speed if low_speed is not None else low_speed_from_env())
-
-
-async def probe(sources: list[Source], key: str, *, tries: int = 2) -> list[float]:
-    """Seconds of the fastest of ``tries`` small requests to each source (``inf`` when unreachable)."""
-    import time
-
-    async def one(getter: Getter, source: Source) -> float:
-        best = float("inf")
-        for _ in range(tries):
-            started = time.perf_counter()
-            try:
-                await asyncio.wait_for(getter.head(source, key), timeout=5)
-            except (GetError, asyncio.TimeoutError):
-                continue
-            best = min(best, time.perf_counter() - started)
-        return best
-
-    async with make_getter(sources, len(sources)) as getter:
-        return list(await asyncio.gather(*(one(getter, s) for s in sources)))
-
-
-async def reach(sources: list[Source], key: str, *, timeout: float = 8.0) -> list[str | None]:
-    """Per source: ``None`` when it answers a HEAD of ``key`` at all (any HTTP status), else why not."""
-
-    async def one(getter: Getter, source: Source) -> str | None:
-        try:
-            await asyncio.wait_for(getter.head(source, key), timeout=timeout)
-        except asyncio.TimeoutError:
-            return f"no answer within {timeout:g} s"
-        except GetError as err:
-            return (err.short or err.reason) if err.retryable and err.status == 0 else None
-        return None
-
-    async with make_getter(sources, len(sources)) as getter:
-        return list(await asyncio.gather(*(one(getter, s) for s in sources)))

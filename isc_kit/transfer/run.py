@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import records
-from ..catalog import DEFAULT_BUCKET, REGIONS
 from ..errors import ConfigError, EmptySelectionError
 from ..local import CORRUPT, MISSING, UNVERIFIED, Destination, as_destination
 from ..manifest import Item, Manifest
 from ..progress import Progress, as_progress, default_progress
-from ..source import Source, resolve_source, unreachable, where
+from ..source import Source
 from .bodywriter import BodyWriter
 from .engine import Engine, Tally, monotonic, run_sync
 from .getters import Getter, make_getter
+from .mirrors import pick_sources, rank_by_probe, reachable
 from .plan import FetchPlan, plan_fetch
 from .rawhttp import LowSpeed
+from .result import FetchResult
 
 if TYPE_CHECKING:
     from ..verify import VerifyReport
@@ -38,63 +38,6 @@ DEFAULT_JOBS = 128
 DEFAULT_RETRIES = 5
 
 
-@dataclass
-class FetchResult:
-    """What :func:`fetch` did. ``ok`` when nothing failed."""
-
-    transferred: int = 0
-    skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    bytes: int = 0
-    seconds: float = 0.0
-    unverified: int = 0  # entries fetched or kept whose md5 is unknown (multipart ETag)
-    pruned: int = 0
-    region: str = ""
-    pruned_files: list[str] = field(default_factory=list)
-    from_cache: int = 0  # placed from the local DVC cache (hashed first), not downloaded
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def rate(self) -> float:
-        """MB/s of transferred bytes."""
-        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self, limit: int = 1000) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "transferred": self.transferred,
-            "skipped": self.skipped,
-            "failed": [{"relpath": r, "reason": why} for r, why in self.failed],
-            "failed_count": len(self.failed),
-            "bytes": self.bytes,
-            "seconds": round(self.seconds, 3),
-            "mb_per_s": round(self.rate, 2),
-            "unverified": self.unverified,
-            "pruned": self.pruned,
-            "pruned_files": self.pruned_files[:limit],
-            "from_cache": self.from_cache,
-            "region": self.region,
-        }
-
-    def summary(self) -> str:
-        text = (
-            f"{self.transferred:,} transferred, {self.skipped:,} already verified, {len(self.failed):,} failed; "
-            f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.rate:,.1f} MB/s)"
-        )
-        if self.unverified:
-            text += f"; {self.unverified:,} unverified (md5 unknown)"
-        if self.from_cache:
-            text += f"; {self.from_cache:,} taken from the local DVC cache"
-        if self.pruned:
-            text += f"; {self.pruned:,} pruned"
-        return text
-
-    __str__ = summary
-
-
 def check_count(name: str, value: int | None, default: int, *, minimum: int) -> int:
     """``value`` (or ``default`` when None) if it is a whole number of at least ``minimum``."""
     if value is None:
@@ -102,58 +45,6 @@ def check_count(name: str, value: int | None, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return value
-
-
-def pick_sources(
-    bucket: str, source: Source | None, region: str | None, mirrors: Sequence[str] | None
-) -> list[Source]:
-    """The primary source first, then the mirrors to fall back on."""
-    if region is not None and region != "auto" and region not in REGIONS:
-        raise ConfigError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)} or auto")
-    primary = source or resolve_source(bucket=bucket)
-    if region and region != "auto":
-        primary = primary.in_region(region)
-    if mirrors is None:
-        mirrors = (
-            [r for r in REGIONS if r != primary.region]
-            if primary.bucket == DEFAULT_BUCKET or region == "auto"
-            else []
-        )
-    return [primary] + [primary.in_region(r) for r in mirrors if r != primary.region]
-
-
-def rank_by_probe(sources: list[Source], key: str) -> list[Source]:
-    """Order the mirrors by the time of a short probe request (fastest first); unreachable ones last."""
-    from .getters import probe
-
-    timings = run_sync(lambda: probe(sources, key))
-    ranked = sorted(range(len(sources)), key=lambda i: timings[i])
-    for i in ranked:
-        shown = "unreachable" if timings[i] == float("inf") else f"{timings[i] * 1000:.0f} ms"
-        logger.info("probe %s: %s", sources[i].region, shown)
-    return [sources[i] for i in ranked]
-
-
-def reachable(sources: list[Source], key: str) -> list[Source]:
-    """The sources that answer at all, the primary first when it does; :class:`SourceError` when none does.
-
-    One HEAD each (in parallel, a few seconds at most), so an unreachable endpoint is one clear
-    line at once instead of every object failing after its retries.
-    """
-    from .getters import reach
-
-    answers = run_sync(lambda: reach(sources, key))
-    alive = [s for s, why in zip(sources, answers, strict=True) if why is None]
-    if not alive:
-        raise unreachable(sources[0], answers[0] or "no answer")
-    if alive[0] is not sources[0]:
-        logger.warning(
-            "%s does not answer (%s); fetching from the %s mirror",
-            where(sources[0]),
-            answers[0],
-            alive[0].region,
-        )
-    return alive
 
 
 def fetch(
