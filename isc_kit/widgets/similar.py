@@ -15,7 +15,6 @@ approximate index builds in a thread behind a progress bar, so the notebook stay
 from __future__ import annotations
 
 import html
-import io
 import logging
 import os
 import threading
@@ -32,72 +31,13 @@ from ..groundtruth import GroundTruth
 from ..manifest import Manifest
 from ..neighbours import APPROXIMATE_ABOVE, Hit, Neighbours
 from ._sampling import UsedSample
-from ._selection import MATCH, NOT, UNKNOWN, _set_of, add_to_selection, mark
+from ._selection import UNKNOWN, _set_of, add_to_selection, mark
+from ._similar_parts import SIGN, STYLE, Card, WidgetBar, image_bytes
 from ._tiles import partners
 from .imagesource import ImageSource, entries
 from .thumbnails import ThumbnailCache, make_thumbnail, placeholder
 
 logger = logging.getLogger(__name__)
-
-_SIGN = {MATCH: "✓ match", NOT: "✗ not", UNKNOWN: "? unknown"}
-
-STYLE = """<style>
-.isc-similar { color: var(--jp-ui-font-color1, #222); }
-.isc-sim-card { border: 2px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 4px;
-  margin: 0 6px 6px 0; align-items: center; background: var(--jp-layout-color1, #fafafa);
-  color: var(--jp-ui-font-color1, #222); }
-.isc-sim-card img { max-width: 160px; max-height: 160px; object-fit: contain; }
-.isc-sim-card.isc-sim-match { border-color: var(--jp-success-color1, #1b7a2e); }
-.isc-sim-card.isc-sim-not { border-color: var(--jp-error-color1, #b00020); }
-.isc-sim-caption { font-family: var(--jp-code-font-family, monospace); font-size: 12px; text-align: center;
-  color: var(--jp-ui-font-color1, #222); }
-.isc-sim-caption .isc-sim-mark-match { color: var(--jp-success-color1, #1b7a2e); }
-.isc-sim-caption .isc-sim-mark-not { color: var(--jp-error-color1, #b00020); }
-.isc-sim-caption .isc-sim-mark-unknown { color: var(--jp-ui-font-color2, #666); }
-.isc-sim-head { font-family: var(--jp-code-font-family, monospace); color: var(--jp-ui-font-color1, #222); }
-.isc-sim-message .isc-error { color: var(--jp-error-color1, #b00020); }
-</style>"""
-
-
-class _WidgetBar:
-    """A :class:`isc_kit.progress.Progress` drawing on an ``IntProgress`` (safe from the build thread)."""
-
-    def __init__(self, bar: widgets.IntProgress):
-        self.bar = bar
-
-    def set_size(self, size: int | None) -> None:
-        return None
-
-    def relative_update(self, inc: int = 1) -> None:
-        return None
-
-    def file_done(self, ok: bool = True) -> None:
-        self.bar.value = min(self.bar.max, self.bar.value + 1)
-
-    def close(self) -> None:
-        return None
-
-
-class _Card(widgets.VBox):
-    def __init__(self, on_click: Any = None):
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
-        self.button = widgets.Button(layout=widgets.Layout(width="160px"))
-        self.button.add_class("isc-sim-id")
-        if on_click is not None:
-            self.button.on_click(lambda b: on_click(b.description))
-            self.button.tooltip = "search its neighbours"
-        else:
-            self.button.disabled = True
-        self.caption = widgets.HTML()
-        self.caption.add_class("isc-sim-caption")
-        super().__init__([self.image, self.button, self.caption])
-        self.add_class("isc-sim-card")
-
-    def set_mark(self, word: str) -> None:
-        for w in (MATCH, NOT, UNKNOWN):
-            self.remove_class(f"isc-sim-{w}")
-        if word:
-            self.add_class(f"isc-sim-{word}")
 
 
 class Similar(widgets.VBox):
@@ -162,10 +102,10 @@ class Similar(widgets.VBox):
         self._progress = widgets.IntProgress(description="index", layout=widgets.Layout(display="none"))
         self._head = widgets.HTML()
         self._head.add_class("isc-sim-head")
-        self._picked = _Card()
-        self._partner = _Card()
+        self._picked = Card()
+        self._partner = Card()
         self._partner.layout.display = "none"
-        self._cards: list[_Card] = []
+        self._cards: list[Card] = []
         self._grid = widgets.GridBox(
             layout=widgets.Layout(grid_template_columns="repeat(auto-fill, 176px)", grid_gap="2px")
         )
@@ -219,7 +159,7 @@ class Similar(widgets.VBox):
             self._say(str(err), error=True)
             return
         self._outside = vector
-        self._outside_bytes = _image_bytes(what)
+        self._outside_bytes = image_bytes(what)
         with self.hold_trait_notifications():
             self.page = 0
             self.query_id = ""
@@ -264,7 +204,7 @@ class Similar(widgets.VBox):
 
         def run() -> None:
             try:
-                nb.build(progress=_WidgetBar(self._progress))
+                nb.build(progress=WidgetBar(self._progress))
             except Exception as err:  # shown in the widget: a thread's exception would be lost
                 self._say(f"index build failed: {err}", error=True)
                 return
@@ -385,35 +325,15 @@ class Similar(widgets.VBox):
             self._partner.layout.display = "none"
         # the neighbours
         while len(self._cards) < len(shown):
-            self._cards.append(_Card(self.click))
+            self._cards.append(Card(self.click))
         words = [mark(picked, h.image_id, self._partners) if picked else UNKNOWN for h in self.hits]
         for card, hit, word in zip(self._cards, self.hits, words, strict=False):
             card.image.value, card.image.format = thumbs[hit.image_id]
             card.button.description = hit.image_id
             card.caption.value = (
-                f'#{hit.rank} · {hit.score:.4g} · <span class="isc-sim-mark-{word}">{_SIGN[word]}</span>'
+                f'#{hit.rank} · {hit.score:.4g} · <span class="isc-sim-mark-{word}">{SIGN[word]}</span>'
             )
             card.set_mark(word)
         self._grid.children = tuple(self._cards[: len(shown)])
         self.marks = words
         self.shown_ids = shown
-
-
-def _image_bytes(what: Any) -> bytes | None:
-    """Bytes of an outside image to show (a path, bytes, a binary file or uint8 pixels); None for a vector."""
-    if isinstance(what, bytes):
-        return what
-    if isinstance(what, np.ndarray):
-        if what.dtype != np.uint8:
-            return None
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(what).save(buf, format="PNG")
-        return buf.getvalue()
-    if isinstance(what, str | os.PathLike) and Path(what).is_file():
-        return Path(what).read_bytes()
-    if hasattr(what, "read"):
-        what.seek(0)
-        return what.read()
-    return None
