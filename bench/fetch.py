@@ -138,8 +138,9 @@ class RunFolders:
     moved aside and dropped from the page cache, and deleted at the end.
     """
 
-    def __init__(self, base: Path, size: int):
+    def __init__(self, base: Path, size: int, fs: str = "ext4"):
         self.base = base
+        self.fs = fs
         self.image_bytes = max(2 * size, 1 << 30) + (1 << 30)
         self.loop = os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None and self._try_loop()
         self._mounted: list[tuple[Path, Path, str]] = []
@@ -157,6 +158,20 @@ class RunFolders:
         image = self.base / f"{name}.img"
         mnt = self.base / f"{name}.mnt"
         mnt.mkdir()
+        if self.fs == "tmpfs":  # a new tmpfs per run: memory only, no block layer
+            try:
+                subprocess.run(
+                    ["mount", "-t", "tmpfs", "-o", f"size={self.image_bytes}", "tmpfs", str(mnt)],
+                    check=True,
+                    capture_output=True,
+                )
+                try:
+                    yield mnt
+                finally:
+                    subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
+            finally:
+                mnt.rmdir()
+            return
         with open(image, "wb") as fh:
             fh.truncate(self.image_bytes)
         dev = ""
@@ -320,6 +335,9 @@ def main() -> None:
     )
     p.add_argument("--skip-verify", action="store_true")
     p.add_argument("--skip-fetch", action="store_true")
+    p.add_argument(
+        "--fs", choices=("ext4", "tmpfs"), default="ext4", help="what each run writes to (a new one per run)"
+    )
     args = p.parse_args()
     rounds = max(1, min(args.rounds, 20))
     root = materialize(args.scale)
@@ -329,9 +347,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="isc-kit-bench-") as tmp:
         pinned = Path(tmp) / "ref.pinned"
         write_pinned(manifest, pinned)
-        folders = RunFolders(Path(tmp), size)
+        folders = RunFolders(Path(tmp), size, args.fs)
         print(
-            "  each run on a new ext4 file system (loop device)"
+            f"  each run on a new {args.fs} file system"
             if folders.loop
             else "  runs set aside (no loop devices: not root?)",
             file=sys.stderr,
