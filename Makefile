@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile setup.py isc_kit/_md5x.c | cksum | cut -d' ' -f1)
 SCALE ?= demo
 
-.PHONY: setup nbfilter demo test lint bench clean
+.PHONY: setup nbfilter demo test docs lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv >/dev/null
-	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev,notebook]'
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev,notebook,docs]'
 	@# bytecode compiled once at install: with PYTHONDONTWRITEBYTECODE set, each CLI run would recompile pandas
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -35,6 +35,11 @@ test: setup
 	@bash scripts/system-deps.sh
 	$(BIN)/ruff check isc_kit tests bench
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory docs
+
+## The documentation site from docs/ (strict: a broken link or a missing API object fails), into site/.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
 
 lint: setup
 	$(BIN)/ruff format --check isc_kit tests bench
@@ -45,4 +50,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) site .pytest_cache .ruff_cache .mypy_cache

@@ -27,3 +27,17 @@ def test_pinned_images_loads_no_torch_pandas_or_widgets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_isc_kit_select_stays_callable_after_its_package_is_imported() -> None:
+    """``isc_kit.select`` is a package and a function: importing the package (as ``ik.Selection``
+    does) binds the name to the package, which must still select."""
+    code = (
+        "import isc_kit as ik\n"
+        "ik.Selection\n"
+        "m = ik.Manifest.from_rows('query', 'b', 'all/query_images/', [('Q00000', 'Q00000.jpg', '0' * 32, 1)])\n"
+        "print(len(ik.select(m, ik.Selection(ids=('Q00000',)))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

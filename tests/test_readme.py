@@ -1,4 +1,6 @@
-"""Every code block in the README runs: bash blocks against the embedded S3, Python blocks in a real kernel.
+"""Every code block in the README and on the docs site (docs/*.md) runs: bash blocks against the
+embedded S3, Python blocks in a real kernel (one kernel per page, the blocks in order, as a reader
+runs them).
 
 Blocks are fenced ```bash or ```python. A block that cannot run here is marked on the line before its
 fence with ``<!-- readme-test: skip: REASON -->``; the list is short and each reason is checked to be
@@ -29,6 +31,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: The pages whose blocks run: the README, then every page of the docs site.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"<!-- readme-test: skip: (?P<reason>.+?) -->")
 RUNNABLE = ("bash", "python")
 #: Python blocks that fail as written today, and why: the test exposes them instead of hiding them.
@@ -42,15 +46,16 @@ class Block:
     line: int  # of the opening fence, 1-based
     skip: str  # the marker's reason, "" when the block runs
     section: str  # the "## " heading it is under
+    page: str = "README"  # the file's stem
 
     @property
     def id(self) -> str:
-        return f"L{self.line}-{self.lang}"
+        return f"{self.page}-L{self.line}-{self.lang}"
 
 
-def readme_blocks(text: str | None = None) -> list[Block]:
-    """The fenced blocks of the README, with their language, line, skip marker and section."""
-    lines = (README.read_text(encoding="utf-8") if text is None else text).splitlines()
+def readme_blocks(text: str | None = None, path: Path = README) -> list[Block]:
+    """The fenced blocks of a page (the README by default), with their language, line, skip marker and section."""
+    lines = (path.read_text(encoding="utf-8") if text is None else text).splitlines()
     blocks: list[Block] = []
     section = ""
     i = 0
@@ -68,22 +73,42 @@ def readme_blocks(text: str | None = None) -> list[Block]:
                 i += 1
             marker = MARKER.search(lines[start - 1]) if start else None
             blocks.append(
-                Block(lang, "\n".join(body) + "\n", start + 1, marker["reason"] if marker else "", section)
+                Block(
+                    lang,
+                    "\n".join(body) + "\n",
+                    start + 1,
+                    marker["reason"] if marker else "",
+                    section,
+                    path.stem,
+                )
             )
         i += 1
     return blocks
 
 
-BLOCKS = readme_blocks()
+BLOCKS = [b for page in PAGES for b in readme_blocks(path=page)]
 PYTHON = [b for b in BLOCKS if b.lang == "python" and not b.skip]
 BASH = [b for b in BLOCKS if b.lang == "bash" and not b.skip]
+PYTHON_PAGES = sorted({b.page for b in PYTHON})
+BASH_PAGES = sorted({b.page for b in BASH} - {"README", "index"})  # those two have tests of their own
+
+
+def test_the_readme_is_a_front_page_and_every_docs_page_is_in_the_site() -> None:
+    import yaml
+
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 250
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
+    listed = {next(iter(item.values())) for item in nav}
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert pages - listed == set(), "add these pages to mkdocs.yml's nav"
+    assert listed - pages == set(), "the nav names pages that are not in docs/"
 
 
 def test_every_block_runs_or_says_why_not() -> None:
     assert len(PYTHON) >= 3
     assert len(BASH) >= 4
     skipped = [b for b in BLOCKS if b.skip]
-    assert len(skipped) <= 3, [b.id for b in skipped]  # keep the list short
+    assert len(skipped) <= 4, [b.id for b in skipped]  # keep the list short
     for b in skipped:
         assert b.lang in RUNNABLE, f"{b.id}: only runnable blocks carry a skip marker"
         assert len(b.skip) > 20, f"{b.id}: say why it cannot run"
@@ -115,16 +140,16 @@ def test_the_selection_example_selects_something_on_the_demo() -> None:
 # ---------------------------------------------------------------------------------------------- python
 
 
-def _kernel_run(code: str, cwd: Path) -> nbformat.NotebookNode:
+def _kernel_run(codes: list[str], cwd: Path) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     book = nbformat.v4.new_notebook()
-    book.cells = [nbformat.v4.new_code_cell(code)]
+    book.cells = [nbformat.v4.new_code_cell(code) for code in codes]
     client = NotebookClient(
         book, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
-    client.execute()  # raises CellExecutionError with the traceback when the block fails
-    return book.cells[0]
+    client.execute()  # raises CellExecutionError with the traceback when a block fails
+    return book
 
 
 def _project_copy(path: Path) -> Path:
@@ -141,25 +166,24 @@ def _project_copy(path: Path) -> Path:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.id)
-def test_python_block_runs_in_a_kernel(
-    block: Block, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("page", PYTHON_PAGES)
+def test_python_blocks_of_a_page_run_in_a_kernel(
+    page: str, s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    blocks = [b for b in PYTHON if b.page == page]
     project = _project_copy(tmp_path / "project")
     monkeypatch.setenv("ISC_KIT_WIDGET_CACHE", str(tmp_path / "cache"))
-    known = next((why for key, why in KNOWN_FAILURES.items() if key in block.code), "")
+    known = next((why for b in blocks for key, why in KNOWN_FAILURES.items() if key in b.code), "")
     if known:
         pytest.xfail(known)
 
-    cell = _kernel_run(block.code, project)  # raises CellExecutionError with the traceback
-    errors = [o for o in cell.outputs if o.output_type == "error"]
-    assert not errors
-    if "notebook-aware progress bar" in block.code:  # the README promises it: a widget, not stderr text
-        widget = "application/vnd.jupyter.widget-view+json"
-        assert any(widget in o.get("data", {}) for o in cell.outputs), cell.outputs
-
-
-# ---------------------------------------------------------------------------------------------- bash
+    book = _kernel_run([b.code for b in blocks], project)  # raises CellExecutionError with the traceback
+    for block, cell in zip(blocks, book.cells, strict=True):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, block.id
+        if "notebook-aware progress bar" in block.code:  # the page promises it: a widget, not stderr text
+            widget = "application/vnd.jupyter.widget-view+json"
+            assert any(widget in o.get("data", {}) for o in cell.outputs), (block.id, cell.outputs)
 
 
 def _free_port() -> int:
@@ -192,7 +216,7 @@ def bash_script(blocks: list[Block], port: int) -> str:
 
 
 def _split(text: str, blocks: list[Block]) -> dict[str, str]:
-    parts = re.split(r"^=== (L\d+-\w+)\n", text, flags=re.M)
+    parts = re.split(r"^=== (\S+)\n", text, flags=re.M)
     return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
@@ -209,21 +233,40 @@ def _run_session(blocks: list[Block], cwd: Path, env: dict[str, str]) -> dict[st
     return {b.id: out.get(b.id, "") + err.get(b.id, "") for b in blocks}
 
 
-@pytest.mark.dvc
-@pytest.mark.slow
-def test_bash_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> None:
-    """The quick start as one shell session in a scratch project (make demo, dvc status, the changed
-    selection and its dvc repro), then the later blocks as another session in a scratch folder."""
+def _bash_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISC_KIT_")}
     env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+@pytest.mark.dvc
+@pytest.mark.slow
+def test_readme_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> None:
+    """The README's two commands in a scratch project (make demo; make test is this suite), then its
+    tour as another session in a scratch folder."""
     project = _project_copy(tmp_path / "project")
     tour = tmp_path / "tour"
     tour.mkdir()
     (tour / ".venv").symlink_to(ROOT / ".venv")
-    quick = [b for b in BASH if b.section == ""]
-    rest = [b for b in BASH if b.section != ""]
+    readme = [b for b in BASH if b.page == "README"]
+    quick = [b for b in readme if b.section == ""]
+    rest = [b for b in readme if b.section != ""]
+    assert quick[0].code.split()[:2] == ["make", "demo"]
+    outputs = _run_session(quick, project, _bash_env())
+    assert "dvc status: clean" in outputs[quick[0].id]
+    _run_session(rest, tour, _bash_env())
+    assert len(list((tour / "data/query").glob("*.jpg"))) > 0
+
+
+@pytest.mark.dvc
+@pytest.mark.slow
+def test_getting_started_runs_in_order_against_the_embedded_s3(tmp_path: Path) -> None:
+    """docs/index.md as one shell session in a scratch project: make demo, dvc status, the changed
+    selection and its dvc repro, which fetches only the changed set."""
+    project = _project_copy(tmp_path / "project")
+    quick = [b for b in BASH if b.page == "index"]
     assert [b.code.split()[0] for b in quick][:2] == ["make", "source"]
-    outputs = _run_session(quick, project, env)
+    outputs = _run_session(quick, project, _bash_env())
     assert "dvc status: clean" in outputs[quick[0].id]
     change = next(b for b in quick if "sed -i" in b.code)
     repro = outputs[change.id]
@@ -234,5 +277,12 @@ def test_bash_blocks_run_in_order_against_the_embedded_s3(tmp_path: Path) -> Non
     assert not re.search(r'"GET /[^"]*" 200', repro)  # the embedded S3 is quiet
     on_disk = sorted(p.stem for p in (project / "data/training").glob("*.jpg"))
     assert on_disk == [f"T{i:06d}" for i in range(100, 200)]
-    _run_session(rest, tour, env)  # the tour (and any later block) outside the project
-    assert len(list((tour / "data/query").glob("*.jpg"))) > 0
+
+
+@pytest.mark.dvc
+@pytest.mark.slow
+@pytest.mark.parametrize("page", BASH_PAGES)
+def test_bash_blocks_of_a_docs_page_run_in_order(page: str, tmp_path: Path) -> None:
+    """A docs page's bash blocks as one shell session in a scratch project, as a reader types them."""
+    project = _project_copy(tmp_path / "project")
+    _run_session([b for b in BASH if b.page == page], project, _bash_env())

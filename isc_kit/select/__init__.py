@@ -13,7 +13,11 @@
   distractor references that no query matches.
 """
 
+import sys
+import types
+
 from .._glob import glob_to_regex
+from ..manifest import Manifest
 from .filters import Filter, FilterKind, filter_mask, listing_prefix
 from .ids import IdRange, id_numbers, parse_id_range, range_mask, read_id_list
 from .samples import sample_ids, sample_keys, sample_mask
@@ -43,3 +47,16 @@ __all__ = [
     "sample_mask",
     "select",
 ]
+
+
+class _SelectModule(types.ModuleType):
+    """``isc_kit.select`` names both this package and its function: once the package is imported,
+    Python binds ``isc_kit.select`` to the package, so calling it must still select."""
+
+    def __call__(
+        self, manifest: Manifest, selection: Selection, *, allow_empty: bool | None = None
+    ) -> Manifest:
+        return select(manifest, selection, allow_empty=allow_empty)
+
+
+sys.modules[__name__].__class__ = _SelectModule
