@@ -66,8 +66,8 @@ def phase(name: str, pinned: str, dest: str, endpoint: str) -> None:
 
     os.environ["ISC_KIT_ENDPOINT_URL"] = endpoint
     base = _hwm_mb()
-    t0 = time.perf_counter()
-    if name in ("plan", "replan"):  # the library path: load_pinned (pandas) + plan_fetch
+    t0, c0 = time.perf_counter(), time.process_time()
+    if name in ("plan", "replan"):  # the library path: load_pinned + plan_fetch
         from isc_kit.pinned import load_pinned
         from isc_kit.transfer import plan_fetch
 
@@ -84,6 +84,7 @@ def phase(name: str, pinned: str, dest: str, endpoint: str) -> None:
             {
                 "phase": name,
                 "seconds": round(time.perf_counter() - t0, 1),
+                "cpu_seconds": round(time.process_time() - c0, 1),  # user + sys of this phase
                 "peak_rss_mb": peak,
                 "rss_before_mb": base,
                 **detail,

@@ -1,277 +1,63 @@
-"""The local side: a destination folder, and the one judge of what it holds of a manifest.
-
-A :class:`Destination` resolves its folder once (symlinked aliases share one lock and one
-record) and owns everything beside it: the verified record, the lock and the timings in
-``<parent>/.isc-kit/``, safe joins of relpaths, temp-file names and their removal, and pruning.
-Nothing here follows a symlink inside the folder.
+"""The one judge of what a destination folder holds of a manifest.
 
 :func:`compare` decides, for every entry, whether the local file is missing, verified
 (unchanged since its MD5 was checked, or hashed now), unverified (no md5 known) or corrupt.
-Fetch plans, ``verify``, ``pin``, the pipeline's metrics and the widgets all ask it.
+Fetch plans, ``verify``, ``pin``, the pipeline's metrics and the widgets all ask it. It joins
+three lists on relpath: the manifest's entries, the folder's scan and the verified record
+(:mod:`isc_kit._join`: a dict for small folders, Arrow's hash join in C for large ones).
+
+The folder itself (paths, scan, part files, pruning, the lock) is :mod:`isc_kit.destination`;
+its names are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import re
-import secrets
-import stat
-import time
 from array import array
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from . import records
 from ._hashing import hash_files
-from .errors import DestinationError, UnsafePathError
+from ._join import ARROW_MIN, join
+from .destination import (
+    META_DIR,
+    TEMP_MARK,
+    Destination,
+    TreeScan,
+    as_destination,
+    is_temp,
+    temp_name,
+)
 from .manifest import Manifest
 from .progress import Progress, as_progress
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "CORRUPT",
+    "META_DIR",
+    "MISSING",
+    "STATUS_NAMES",
+    "TEMP_MARK",
+    "UNCHECKED",
+    "UNVERIFIED",
+    "VERIFIED",
+    "Destination",
+    "LocalStatus",
+    "TreeScan",
+    "as_destination",
+    "compare",
+    "is_temp",
+    "temp_name",
+]
 
-META_DIR = ".isc-kit"
-TEMP_MARK = ".isc-part-"
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.isc-part-(?P<pid>\d+)-[0-9a-f]+$")
+logger = logging.getLogger(__name__)
 
 #: Entry states: missing; verified (md5 checked, unchanged since); unverified (present, no md5 known);
 #: corrupt (wrong size or md5); unchecked (present, not hashed: only when compare() is told not to hash).
 MISSING, VERIFIED, UNVERIFIED, CORRUPT, UNCHECKED = 0, 1, 2, 3, 4
 STATUS_NAMES = ("missing", "verified", "unverified", "corrupt", "unchecked")
-
-
-def temp_name(final_name: str) -> str:
-    """``.<name>.isc-part-<pid>-<random>``: recognisable, hidden, unique per writer."""
-    return f".{final_name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def is_temp(name: str) -> bool:
-    return TEMP_MARK in name and _TEMP_RE.match(name) is not None
-
-
-@dataclass
-class TreeScan:
-    """Regular files below a folder (relpath, size, mtime_ns) and what was set aside."""
-
-    rels: list[str]
-    sizes: array  # int64
-    mtimes: array  # int64, st_mtime_ns
-    temps: list[str] = field(default_factory=list)  # isc-kit part files
-    others: list[str] = field(default_factory=list)  # symlinks, FIFOs, devices, sockets: never followed
-    nested: list[str] = field(default_factory=list)  # folders that are destinations of their own
-
-    def __len__(self) -> int:
-        return len(self.rels)
-
-
-class Destination:
-    """A local folder that holds exactly the images of a manifest, and its bookkeeping beside it."""
-
-    def __init__(self, folder: str | os.PathLike[str]):
-        self.given = os.fspath(folder)
-        self.root = os.path.realpath(os.path.abspath(folder))
-        self._checked: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"Destination({self.root!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Destination) and other.root == self.root
-
-    def __hash__(self) -> int:
-        return hash(self.root)
-
-    @property
-    def path_obj(self) -> Path:
-        return Path(self.root)
-
-    def meta(self, suffix: str) -> Path:
-        """``<parent>/.isc-kit/<name><suffix>``: bookkeeping outside the tracked folder."""
-        root = Path(self.root)
-        return root.parent / META_DIR / f"{root.name}{suffix}"
-
-    @property
-    def record_path(self) -> Path:
-        return self.meta(".verified")
-
-    @property
-    def lock_path(self) -> Path:
-        return self.meta(".lock")
-
-    @property
-    def timing_path(self) -> Path:
-        return self.meta(".fetch.json")
-
-    # ------------------------------------------------------------------------------------ paths
-
-    def path(self, relpath: str) -> str:
-        """The absolute path of ``relpath`` inside the folder (:class:`UnsafePathError` otherwise)."""
-        if not relpath or relpath.startswith(("/", "\\")) or "\x00" in relpath:
-            raise UnsafePathError(f"{relpath!r}: not a relative path; the manifest is damaged")
-        full = os.path.normpath(os.path.join(self.root, relpath))
-        if not full.startswith(self.root + os.sep):
-            raise UnsafePathError(
-                f"{relpath!r} resolves outside {self.root}; refusing to write there (the manifest is damaged)"
-            )
-        return full
-
-    def parent(self, full: str) -> str:
-        """Create (if needed) and check the parent folder of ``full``: every level a real folder, no symlink."""
-        folder = os.path.dirname(full)
-        if folder in self._checked:
-            return folder
-        os.makedirs(folder, exist_ok=True)
-        probe = folder
-        while probe != self.root and len(probe) > len(self.root):
-            if os.path.islink(probe):
-                raise UnsafePathError(
-                    f"{probe} is a symlink inside the destination; refusing to write through it "
-                    "(replace it with a real folder)"
-                )
-            if probe in self._checked:
-                break
-            probe = os.path.dirname(probe)
-        self._checked.add(folder)
-        return folder
-
-    # ------------------------------------------------------------------------------------ contents
-
-    def scan(self) -> TreeScan:
-        """Walk the folder without following symlinks; a missing folder scans as empty.
-
-        Bookkeeping folders (``.isc-kit``) and folders that are destinations of their own (they
-        have a record or lock beside them) are not entered: nothing in them is ever "extra".
-        """
-        rels: list[str] = []
-        sizes, mtimes = array("q"), array("q")
-        scan = TreeScan(rels, sizes, mtimes)
-        stack = [("", self.root)]
-        while stack:
-            prefix, folder = stack.pop()
-            try:
-                it = os.scandir(folder)
-            except FileNotFoundError:
-                continue
-            except NotADirectoryError:
-                raise UnsafePathError(f"{folder} is not a folder; pass a folder as the destination") from None
-            with it:
-                for entry in it:
-                    rel = prefix + entry.name
-                    if entry.is_symlink():
-                        scan.others.append(rel)
-                    elif entry.is_dir(follow_symlinks=False):
-                        if entry.name == META_DIR:
-                            continue
-                        if _is_destination(folder, entry.name):
-                            scan.nested.append(rel)
-                            continue
-                        stack.append((rel + "/", entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        if is_temp(entry.name):
-                            scan.temps.append(rel)
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                        rels.append(rel)
-                        sizes.append(st.st_size)
-                        mtimes.append(st.st_mtime_ns)
-                    else:
-                        scan.others.append(rel)
-        return scan
-
-    def scan_paths(self, rels: Iterable[str]) -> TreeScan:
-        """A :class:`TreeScan` of just these relpaths (``lstat`` each; for a few entries of a large folder)."""
-        scan = TreeScan([], array("q"), array("q"))
-        for rel in rels:
-            try:
-                st = os.lstat(self.path(rel))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if stat.S_ISREG(st.st_mode):
-                scan.rels.append(rel)
-                scan.sizes.append(st.st_size)
-                scan.mtimes.append(st.st_mtime_ns)
-            else:
-                scan.others.append(rel)
-        return scan
-
-    def remove_temps(self, temps: Iterable[str], *, locked: bool) -> int:
-        """Delete part files: all but this process's own when ``locked`` (no other writer exists), else dead writers' only."""
-        from ._proc import pid_alive
-
-        removed = 0
-        me = os.getpid()
-        for rel in temps:
-            m = _TEMP_RE.match(rel.rsplit("/", 1)[-1])
-            if m is None:
-                continue
-            pid = int(m["pid"])
-            if pid == me or (not locked and pid_alive(pid)):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.root, rel))
-                removed += 1
-        if removed:
-            logger.info("removed %d partial download(s) left by an interrupted run", removed)
-        return removed
-
-    def prune(self, rels: Iterable[str]) -> list[str]:
-        """Delete these regular files (relpaths from a scan); returns the ones deleted."""
-        gone = []
-        for rel in rels:
-            full = self.path(rel)
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISREG(os.lstat(full).st_mode):
-                    os.unlink(full)
-                    gone.append(rel)
-        if gone:
-            logger.info("pruned %d file(s) that the manifest does not list", len(gone))
-        return gone
-
-    @contextlib.contextmanager
-    def lock(self, what: str = "fetch") -> Iterator[Path]:
-        """Hold the destination's exclusive lock; :class:`DestinationError` at once if another process holds it."""
-        path = self.lock_path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise DestinationError(
-                f"{path}: cannot create the destination lock ({err.strerror or err}); the destination's folder "
-                "must be writable: check the mount and permissions"
-            ) from err
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "holder unknown"
-                raise DestinationError(
-                    f"{self.root} is being written by another isc-kit process ({holder}); "
-                    "wait for it to finish or stop it, then rerun (a rerun resumes where it stopped)"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(
-                fd, f"pid {os.getpid()}, {what} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0
-            )
-            yield path
-        finally:
-            os.close(fd)
-
-    def record_writer(self, *, best_effort: bool = False) -> records.RecordWriter:
-        return records.RecordWriter(self.record_path, best_effort=best_effort)
-
-
-def _is_destination(parent: str, name: str) -> bool:
-    meta = os.path.join(parent, META_DIR, name)
-    return os.path.exists(meta + ".verified") or os.path.exists(meta + ".lock")
-
-
-def as_destination(dest: Destination | str | os.PathLike[str]) -> Destination:
-    return dest if isinstance(dest, Destination) else Destination(dest)
-
+OTHER_BYTES = "verified earlier as other bytes than the manifest names"
 
 # ---------------------------------------------------------------------------------------------- compare
 
@@ -342,29 +128,10 @@ def compare(
     )
     if not tree.rels:
         return out
-    rels = manifest.relpaths
-    data, ends = rels.data, rels.offsets
-    index = {data[ends[i] : ends[i + 1]]: i for i in range(n)}  # UTF-8 bytes -> row: no str per entry
-    lsize, lmtime = out.local_sizes, out.local_mtimes
-    get = index.get
-    for rel, size, mtime in zip(tree.rels, tree.sizes, tree.mtimes, strict=True):
-        row = get(rel.encode("utf-8", "surrogateescape"))
-        if row is None:
-            out.extra.append(rel)
-        else:
-            lsize[row], lmtime[row] = size, mtime
-    tree.rels.clear()  # this scan's strings are not needed past here
-    recorded = bytearray(n)  # 0 none, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since
-    if not rehash:
-        md5data, md5ends = manifest.md5s.data, manifest.md5s.offsets
-        for rel_b, size, mtime, md5_b in records.iter_entries(dest.record_path, raw=True):
-            row = get(rel_b)
-            if row is not None:
-                if size == lsize[row] and mtime == lmtime[row]:
-                    recorded[row] = 1 if md5_b == md5data[md5ends[row] : md5ends[row + 1]] else 2
-                else:
-                    recorded[row] = 3
-    del index
+    # 0 no record line, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since
+    recorded = join(
+        manifest, tree, None if rehash else dest.record_path, out.local_sizes, out.local_mtimes, out.extra
+    )
     todo = _classify(manifest, out, recorded)
     if todo and hash_unknown:
         _hash_rows(manifest, out, todo, jobs, progress, record)
@@ -377,6 +144,8 @@ def compare(
 
 def _classify(manifest: Manifest, out: LocalStatus, recorded: bytearray) -> list[int]:
     """Set each status from sizes and the record; returns the present rows that need hashing."""
+    if len(manifest) >= ARROW_MIN:
+        return _classify_numpy(manifest, out, recorded)
     status, lsize, sizes, md5s = out.status, out.local_sizes, manifest.sizes, manifest.md5s.offsets
     todo: list[int] = []
     for row in range(len(status)):
@@ -393,10 +162,34 @@ def _classify(manifest: Manifest, out: LocalStatus, recorded: bytearray) -> list
             status[row] = VERIFIED
         elif recorded[row] == 2:
             status[row] = CORRUPT
-            out.reasons[row] = "verified earlier as other bytes than the manifest names"
+            out.reasons[row] = OTHER_BYTES
         else:
             todo.append(row)
     return todo
+
+
+def _classify_numpy(manifest: Manifest, out: LocalStatus, recorded: bytearray) -> list[int]:
+    """:func:`_classify` for a large manifest: the same rules, in order, as array masks."""
+    import numpy as np
+
+    lsize = np.frombuffer(out.local_sizes, np.int64)
+    want = np.frombuffer(manifest.sizes, np.int64)
+    rec = np.frombuffer(recorded, np.uint8)
+    status = np.frombuffer(out.status, np.uint8)  # a view: written in place
+    rest = lsize >= 0
+    bad_size = rest & (want >= 0) & (lsize != want)
+    rest &= ~bad_size
+    no_md5 = np.diff(np.frombuffer(manifest.md5s.offsets, np.int64)) == 0
+    status[rest & no_md5] = UNVERIFIED
+    rest &= ~no_md5
+    status[rest & (rec == 1)] = VERIFIED
+    other = rest & (rec == 2)
+    status[bad_size | other] = CORRUPT
+    for row in np.flatnonzero(bad_size).tolist():
+        out.reasons[row] = f"size is {lsize[row]} bytes, manifest says {want[row]}"
+    for row in np.flatnonzero(other).tolist():
+        out.reasons[row] = OTHER_BYTES
+    return np.flatnonzero(rest & (rec != 1) & (rec != 2)).tolist()
 
 
 def _hash_rows(
