@@ -28,6 +28,7 @@ PARAMS = {
             "filters": [{"exclude": "*"}, {"include": "T00000*"}],
         },
     },
+    "augment": {"copies": 1, "seed": 0, "transforms": [{"name": "rotate", "degrees": [-10, 10]}]},
 }
 
 pytestmark = [pytest.mark.dvc, pytest.mark.slow]
