@@ -8,6 +8,7 @@ copy is encoded as a JPEG with fixed Pillow parameters, so the same seed gives t
 
 Parameters (params.yaml ``augment:``)::
 
+    sets: [training]     # the selections dvc.yaml's augment stage runs on
     copies: 2            # copies per source image (0..99)
     seed: 0
     quality: 90          # JPEG quality of the written copies (1..95)
@@ -95,11 +96,11 @@ class AugmentParams:
         """Validated parameters; every problem is one :class:`ConfigError` line naming the key."""
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping with copies, seed, transforms")
-        unknown = set(raw) - {"copies", "seed", "quality", "per_copy", "transforms"}
+        unknown = set(raw) - {"sets", "copies", "seed", "quality", "per_copy", "transforms"}
         if unknown:
             raise ConfigError(
                 f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                "valid: copies, seed, quality, per_copy, transforms"
+                "valid: sets, copies, seed, quality, per_copy, transforms"
             )
         copies = _int(raw.get("copies", 2), f"{where}.copies", 0, MAX_COPIES)
         seed = _int(raw.get("seed", 0), f"{where}.seed", 0, 2**63)

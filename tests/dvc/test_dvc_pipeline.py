@@ -28,7 +28,12 @@ PARAMS = {
             "filters": [{"exclude": "*"}, {"include": "T00000*"}],
         },
     },
-    "augment": {"copies": 1, "seed": 0, "transforms": [{"name": "rotate", "degrees": [-10, 10]}]},
+    "augment": {
+        "sets": ["training"],
+        "copies": 1,
+        "seed": 0,
+        "transforms": [{"name": "rotate", "degrees": [-10, 10]}],
+    },
 }
 
 pytestmark = [pytest.mark.dvc, pytest.mark.slow]
