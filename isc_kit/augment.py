@@ -414,3 +414,51 @@ def augment_on_dask(
     _write_tables(rows, manifest, pairs_csv, pinned_out)
     seconds = time.perf_counter() - started
     return AugmentResult(str(out), str(pairs_csv), str(pinned_out), len(paths), len(rows), seconds)
+
+
+# ---------------------------------------------------------------------------------------------- self-check
+
+
+def self_check(
+    pairs_csv: str | os.PathLike[str],
+    sources: str | os.PathLike[str],
+    augmented: str | os.PathLike[str],
+    *,
+    top_k: int = 5,
+    jobs: int | None = None,
+) -> dict[str, float | int]:
+    """The eval's baseline scored on "augmented copies as queries, their sources as references", with
+    the pairs CSV as the (known) ground truth: recall@1, recall@``top_k`` and µAP over the ``top_k``
+    predictions of every copy (the competition's definition: one list of all predictions ranked by
+    score, precision summed at each true pair, divided by the number of copies)."""
+    import numpy as np
+
+    from .baseline import describe_all, search
+
+    pairs = load_pairs(pairs_csv)
+    if not pairs:
+        raise AugmentError(f"{pairs_csv}: no pairs to score")
+    source_ids = sorted({s for _a, s, _t in pairs})
+    src_paths = [Path(sources) / f"{s}.jpg" for s in source_ids]
+    aug_paths = [Path(augmented) / f"{a}.jpg" for a, _s, _t in pairs]
+    missing = [p for p in (*src_paths, *aug_paths) if not p.is_file()]
+    if missing:
+        raise AugmentError(f"{len(missing)} image(s) of {pairs_csv} missing, first {missing[0]}")
+    ref_desc, _ok_r = describe_all(src_paths, query=False, jobs=jobs)
+    query_desc, _ok_q = describe_all(aug_paths, query=True, jobs=jobs)
+    truth = [source_ids.index(s) for _a, s, _t in pairs]
+    hits1 = hitsk = 0
+    scores: list[float] = []
+    labels: list[bool] = []
+    for qi, refs, sims in search(query_desc, ref_desc, top_k=top_k):
+        right = refs == truth[qi]
+        hits1 += bool(right[:1].any())
+        hitsk += bool(right.any())
+        scores.extend(float(s) for s in sims)
+        labels.extend(bool(r) for r in right)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    ranked = np.asarray(labels)[order]
+    precision = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
+    muap = float(precision[ranked].sum() / len(pairs))
+    n = len(pairs)
+    return {"copies": n, "recall_at_1": hits1 / n, f"recall_at_{top_k}": hitsk / n, "muap": muap}

@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="override augment.seed")
     p.add_argument("--copies", type=int, help="override augment.copies")
     p.add_argument("--jobs", type=positive_int, metavar="N", help="processes (default: all cores)")
+    p.add_argument(
+        "--self-check",
+        action="store_true",
+        help="then score the baseline on the copies as queries (pairs CSV as ground truth)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
 
 

@@ -141,3 +141,66 @@ def test_cli_bad_transform_one_line(tmp_path: Path) -> None:
         text=True,
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_self_check_baseline_finds_most_copies(tmp_path: Path) -> None:
+    """On the synthetic fixture's training images (distinct pictures), mild copies are found."""
+    from isc_kit.augment import self_check
+    from isc_kit.fixture import materialize
+
+    root = materialize("tiny")
+    sources = sorted((root / "all" / "training_images").glob("T*.jpg"))[:20]
+    images = tmp_path / "src"
+    images.mkdir()
+    rows = []
+    for p in sources:
+        data = p.read_bytes()
+        (images / p.name).write_bytes(data)
+        rows.append((p.stem, p.name, hashlib.md5(data).hexdigest(), len(data)))
+    pinned = Manifest.from_rows(
+        "training", "drivendata-competition-fb-isc-data", "all/training_images/", rows
+    )
+    params = {"copies": 2, "seed": 0, "transforms": [{"name": "rotate", "degrees": [-10, 10]},
+              {"name": "brightness", "factor": [0.8, 1.2]}, {"name": "encoding_quality", "quality": [30, 60]}]}  # fmt: skip
+    augment(pinned, images, tmp_path / "aug", tmp_path / "p.csv", tmp_path / "a.pinned",
+            AugmentParams.from_dict(params), jobs=1)  # fmt: skip
+    scores = self_check(tmp_path / "p.csv", images, tmp_path / "aug", jobs=1)
+    assert scores["copies"] == 40
+    assert scores["recall_at_1"] >= 0.8, scores
+    assert scores["muap"] >= 0.7, scores
+
+
+def test_dask_gives_the_same_bytes(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    from isc_kit.augment import augment_on_dask
+
+    make_selection(tmp_path)
+    local = run(tmp_path, "a", PARAMS, jobs=1)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        result = augment_on_dask(
+            client, load_pinned(tmp_path / "training.pinned"), tmp_path / "data" / "training", tmp_path / "d",
+            tmp_path / "d.csv", tmp_path / "d.pinned", AugmentParams.from_dict(PARAMS), chunk_size=2,
+        )  # fmt: skip
+    assert result.n_copies == 12
+    dask = {p.name: p.read_bytes() for p in sorted((tmp_path / "d").iterdir())}
+    dask["pairs"] = (tmp_path / "d.csv").read_bytes()
+    dask["pinned"] = (tmp_path / "d.pinned").read_bytes()
+    assert dask == local
+
+
+def test_runs_without_libmagic(tmp_path: Path) -> None:
+    """AugLy imports python-magic at import time; without libmagic the image functions still run."""
+    make_selection(tmp_path, n=1)
+    code = (
+        "import sys; sys.modules['magic'] = None\n"  # `import magic` raises ImportError, as without libmagic1
+        "from isc_kit.augment import augment_image\n"
+        f"data = open({str(tmp_path / 'data/training/T000000.jpg')!r}, 'rb').read()\n"
+        "out = augment_image(data, [('rotate', {'degrees': 5.0})], 90)\n"
+        "assert out[:2] == b'\\xff\\xd8'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
