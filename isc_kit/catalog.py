@@ -128,6 +128,15 @@ SETS: dict[str, ImageSet] = {
 }
 
 
+#: Sets isc_kit makes from the bucket's images (not in the bucket: not listed, never fetched from S3).
+#: ``augmented``: `isc-kit augment` copies, ``A`` + the source's 6 digits + a 2-digit copy number.
+DERIVED: dict[str, ImageSet] = {
+    "augmented": ImageSet(
+        "augmented", "A", 8, 0, 99_999_999, "augmented/training/", 0, 0, "", "isc-kit augment copies"
+    )
+}
+
+
 #: Where the ground-truth files live in the bucket: the embedded S3 and the demo's params.yaml keep them
 #: here. The publisher offers them for download from the competition's data page (and in the DISC21
 #: release), so real users point at their local copy.
@@ -214,7 +223,7 @@ def normalize_prefix(prefix: str) -> str:
 def get_set(name: str) -> ImageSet:
     """The catalog entry for ``name``; a clear error listing the known names otherwise."""
     try:
-        return SETS[name]
+        return SETS[name] if name in SETS else DERIVED[name]
     except KeyError:
         raise UnknownSetError(f"unknown set {name!r}; known sets: {', '.join(SETS)}") from None
 

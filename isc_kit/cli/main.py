@@ -28,6 +28,7 @@ COMMANDS = (
     "verify",
     "eval",
     "baseline",
+    "augment",
     "pin",
     "stage",
     "demo",
@@ -53,6 +54,8 @@ EXAMPLES = {
     "eval": "isc-kit eval predictions.csv --ground-truth public_ground_truth.csv \\\n"
     "    --selection manifests/query.pinned --selection manifests/reference.pinned",
     "baseline": "isc-kit baseline data/query data/reference -o predictions.csv --top-k 10",
+    "augment": "isc-kit augment manifests/training.pinned data/training augmented/training \\\n"
+    "    --pairs augmented/training.pairs.csv --manifest augmented/training.pinned",
     "pin": "isc-kit pin manifests/query.pinned data/query",
     "stage": "isc-kit stage manifest query   # as dvc.yaml runs it",
     "demo": "isc-kit demo\nisc-kit demo --scale tiny",

@@ -33,6 +33,12 @@ PARAMS = {
             "filters": [{"exclude": "*"}, {"include": "T00000*"}],
         },
     },
+    "augment": {
+        "sets": ["training"],
+        "copies": 1,
+        "seed": 0,
+        "transforms": [{"name": "rotate", "degrees": [-10, 10]}],
+    },
 }
 
 pytestmark = [pytest.mark.dvc, pytest.mark.slow]

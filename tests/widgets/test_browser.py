@@ -144,6 +144,7 @@ def _lab_project(path: Path) -> Path:
     shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sets"] = {k: v for k, v in params["sets"].items() if k in ("query", "reference")}
+    params["augment"]["sets"] = []  # no training set: no augment stage
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copytree(ROOT / "notebooks", path / "notebooks")
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"

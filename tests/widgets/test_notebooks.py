@@ -41,6 +41,7 @@ def _dvc_project(path: Path) -> Path:
     shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sets"] = {k: v for k, v in params["sets"].items() if k in ("query", "reference")}  # faster repro
+    params["augment"]["sets"] = []  # no training set: no augment stage
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
     subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=path, check=True)
