@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from bench.fastserver import FastS3
 from bench.fetch import TOOLS, RunFolders, _env
+from bench.pull_extra import make_tree
 from isc_kit._dvcfiles import dvcfile_text, tree_bytes, tree_oid
 from isc_kit.catalog import DEFAULT_BUCKET
 
@@ -42,16 +42,6 @@ GIT_ID = {
     "GIT_COMMITTER_NAME": "b",
     "GIT_COMMITTER_EMAIL": "b@b",
 }
-
-
-def make_tree(n: int, size: int, seed: int = 0) -> list[tuple[str, bytes]]:
-    """``n`` distinct files of ``size`` bytes (±10 %), relpaths in a few folders."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        body = i.to_bytes(8, "little") + rng.randbytes(max(0, int(size * rng.uniform(0.9, 1.1)) - 8))
-        out.append((f"part{i % 10}/{i:07d}.bin", body))
-    return out
 
 
 def write_remote(root: Path, tree: list[tuple[str, bytes]]) -> tuple[str, dict[str, str]]:

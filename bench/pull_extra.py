@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,6 @@ sys.exit(rc)
 
 def status_after_pin(n: int, size: int = 2048) -> str:
     """Pin ``n`` files with and without the DVC state records; time the pin, the first and second `dvc status`."""
-    from bench.pull import make_tree
     from isc_kit import dvcstate
 
     lines = [
@@ -159,7 +159,6 @@ def push_folder(n: int, size: int, rounds: int) -> str:
     import statistics
 
     from bench.fetch import RunFolders
-    from bench.pull import make_tree
 
     ISC = str(Path(sys.executable).with_name("isc-kit"))
     times: dict[str, list[float]] = {"isc-kit push": [], "dvc push": []}
@@ -216,3 +215,13 @@ def push_folder(n: int, size: int, rounds: int) -> str:
             f"isc-kit push / dvc push: {ratio:.2f} (median of per-round ratios)",
         ]
     )
+
+
+def make_tree(n: int, size: int, seed: int = 0) -> list[tuple[str, bytes]]:
+    """``n`` distinct files of ``size`` bytes (±10 %), relpaths in a few folders."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        body = i.to_bytes(8, "little") + rng.randbytes(max(0, int(size * rng.uniform(0.9, 1.1)) - 8))
+        out.append((f"part{i % 10}/{i:07d}.bin", body))
+    return out

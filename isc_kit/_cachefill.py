@@ -27,7 +27,7 @@ from .manifest import Item
 from .transfer.engine import Tally
 
 if TYPE_CHECKING:
-    from .pull import Out, PullResult
+    from .outs import Out, PullResult
 
 logger = logging.getLogger(__name__)
 

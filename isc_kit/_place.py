@@ -24,7 +24,7 @@ from .local import Destination, is_temp
 if TYPE_CHECKING:
     from ._cachefill import CacheFill
     from ._checkout import Placer
-    from .pull import Out, PullResult
+    from .outs import Out, PullResult
 
 logger = logging.getLogger(__name__)
 

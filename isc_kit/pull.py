@@ -20,89 +20,15 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ._dvcremote import DvcRemote, resolve_remote
 from .errors import DvcError
+from .outs import Out, PullResult
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_JOBS = 128
-
-
-@dataclass
-class Out:
-    """One tracked output: workspace path, object id, and (for a folder) its ``.dir`` bytes."""
-
-    path: str
-    oid: str
-    remote: str | None = None
-    size: int = 0
-    listing: bytes | None = None
-
-    @property
-    def is_dir(self) -> bool:
-        return self.oid.endswith(".dir")
-
-    @property
-    def root(self) -> str:
-        """The folder the entries' relpaths are relative to."""
-        return self.path if self.is_dir else os.path.dirname(self.path)
-
-    def entries(self) -> Iterator[tuple[str, str]]:
-        """(relpath below :attr:`root`, md5) of every file the output holds."""
-        from ._checkout import iter_listing
-
-        if not self.is_dir:
-            yield os.path.basename(self.path), self.oid
-            return
-        assert self.listing is not None
-        yield from iter_listing(self.listing)
-
-
-@dataclass
-class PullResult:
-    """What :func:`pull` did. ``ok`` when nothing failed and nothing was left in the way."""
-
-    outs: int = 0
-    files: int = 0
-    fetched: int = 0
-    cached: int = 0
-    placed: int = 0
-    unchanged: int = 0
-    recorded: int = 0
-    bytes: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    link_types: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.conflicts
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("failed", "conflicts")}
-        d["failed"] = [{"object": o, "reason": r} for o, r in self.failed]
-        d["conflicts"] = list(self.conflicts)
-        d["ok"] = self.ok
-        d["seconds"] = round(self.seconds, 3)
-        return d
-
-    def summary(self) -> str:
-        rate = self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
-        text = (
-            f"{self.files:,} files in {self.outs} output(s): {self.fetched:,} objects fetched "
-            f"({self.bytes / 1e6:,.1f} MB, MD5-checked), {self.cached:,} already cached; {self.placed:,} placed, "
-            f"{self.unchanged:,} already in place; {len(self.failed):,} failed in {self.seconds:.1f} s "
-            f"({rate:,.1f} MB/s)"
-        )
-        if self.conflicts:
-            text += f"; {len(self.conflicts):,} modified file(s) left alone (--force replaces them)"
-        return text
-
-    __str__ = summary
 
 
 def pull(

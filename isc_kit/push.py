@@ -19,11 +19,12 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from ._dvcremote import DvcRemote, resolve_remote
 from .errors import DvcError
+from .results import Result
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +33,15 @@ DEFAULT_JOBS = 64
 
 
 @dataclass
-class PushResult:
+class PushResult(Result):
+    """What :func:`push` did. ``ok`` when nothing failed."""
+
     objects: int = 0
     present: int = 0
     uploaded: int = 0
     bytes: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "failed"}
-        d["failed"] = [{"object": o, "reason": r} for o, r in self.failed]
-        d["ok"] = self.ok
-        d["seconds"] = round(self.seconds, 3)
-        return d
+    FAILED_KEY: ClassVar[str] = "object"
 
     def summary(self) -> str:
         return (

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -34,6 +34,7 @@ from ._dvcfiles import (
 from .catalog import aws_region
 from .errors import ConfigError, IscKitError
 from .manifest import Manifest
+from .results import Result
 from .source import Source, resolve_source, translate_error
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Remote:
 
 
 @dataclass
-class ShareResult:
+class ShareResult(Result):
     """What :func:`share` did."""
 
     dvcfile: str
@@ -77,18 +78,6 @@ class ShareResult:
     copied: int = 0
     present: int = 0
     hashed: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["failed"] = [{"relpath": r, "reason": why} for r, why in self.failed]
-        d["ok"] = self.ok
-        return d
 
 
 def _client(endpoint_url: str | None, region: str | None, *, anon: bool = False) -> Any:

@@ -25,7 +25,7 @@ def _choices_after(parser: argparse.ArgumentParser, option: str) -> list[str] | 
 
 def complete(comp_words: str, comp_cword: str) -> list[str]:
     """The words that may come at position ``comp_cword`` of ``comp_words`` (bash's COMP_WORDS/CWORD)."""
-    from .main import PUBLIC, build_parser
+    from ._parser import PUBLIC, build_parser
 
     words = comp_words.split(" ")
     try:

@@ -5,25 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..results import Result
+
 
 @dataclass
-class FetchResult:
+class FetchResult(Result):
     """What :func:`fetch` did. ``ok`` when nothing failed."""
 
     transferred: int = 0
     skipped: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
     bytes: int = 0
-    seconds: float = 0.0
     unverified: int = 0  # entries fetched or kept whose md5 is unknown (multipart ETag)
     pruned: int = 0
     region: str = ""
     pruned_files: list[str] = field(default_factory=list)
     from_cache: int = 0  # placed from the local DVC cache (hashed first), not downloaded
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
     @property
     def rate(self) -> float:
@@ -35,7 +31,7 @@ class FetchResult:
             "ok": self.ok,
             "transferred": self.transferred,
             "skipped": self.skipped,
-            "failed": [{"relpath": r, "reason": why} for r, why in self.failed],
+            "failed": self.failures(),
             "failed_count": len(self.failed),
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from isc_kit.cli.main import COMMANDS, HIDDEN, PUBLIC
+from isc_kit.cli._parser import COMMANDS, HIDDEN, PUBLIC
 
 BIN = Path(sys.executable).parent
 

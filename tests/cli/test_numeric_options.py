@@ -63,7 +63,7 @@ def test_bad_numeric_option_is_one_line_exit_2(
 
 
 def test_good_values_still_parse() -> None:
-    from isc_kit.cli.main import build_parser
+    from isc_kit.cli._parser import build_parser
 
     args = build_parser("fetch").parse_args(["fetch", "m", "d", "--jobs", "4", "--retries", "0"])
     assert (args.jobs, args.retries) == (4, 0)
