@@ -7,15 +7,13 @@ instead, one ``(relpath, md5)`` at a time, and falls back to ``json`` for anythi
 :class:`Placer` links or copies a cache file to its workspace path the way DVC's checkout
 does for the repository's ``cache.type`` list (default ``reflink,copy``): the first type that
 works is kept, a type the file system refuses is dropped for the rest of the run. Each file is
-made under a temp name and renamed into place, so an interrupted run never leaves a partial
-file under a final name.
+made under a temp name and renamed into place by :func:`isc_kit.placement.placing`, so an
+interrupted run never leaves a partial file under a final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import itertools
 import json
 import os
 import re
@@ -23,7 +21,7 @@ import threading
 from collections.abc import Iterator
 
 from .errors import DvcError
-from .local import TEMP_MARK
+from .placement import placing
 
 _ENTRY = re.compile(rb'\{"md5": "([0-9a-f]{32})", "relpath": "((?:[^"\\]|\\.)*)"\}')
 #: errnos DVC treats as "this link type is not available here" (dvc_objects' generic transfer)
@@ -41,7 +39,6 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 _CHUNK = 1 << 20
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-_serial = itertools.count()
 LINK_TYPES = ("reflink", "hardlink", "symlink", "copy")
 
 
@@ -77,8 +74,6 @@ class Placer:
 
     def place(self, cache_path: str, dest: str) -> str:
         """Make ``dest`` the cache file's bytes; returns the link type used."""
-        folder, name = os.path.split(dest)
-        tmp = f"{folder}{os.sep}.{name}{TEMP_MARK}{os.getpid()}-{next(_serial):x}"  # as local.temp_name
         while True:
             kind = self.types[0] if self.types else ""
             if not kind:
@@ -86,23 +81,18 @@ class Placer:
                     f"no cache.type left to place {dest} (the file system refused them all); "
                     "set one that works with `dvc config cache.type copy`"
                 )
+            made = False
             try:
-                _MAKERS[kind](cache_path, tmp)
+                with placing(dest) as p:
+                    _MAKERS[kind](cache_path, p.tmp)
+                    made = True
             except OSError as err:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                if kind == "copy" or err.errno not in _UNSUPPORTED:
+                if made or kind == "copy" or err.errno not in _UNSUPPORTED:
                     raise
                 with self._lock:
                     if self.types and self.types[0] == kind:
                         self.types.pop(0)
                 continue
-            try:
-                os.replace(tmp, dest)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
             if kind not in self.used:
                 self.used.append(kind)
             return kind

@@ -4,8 +4,9 @@
 DVC 3 addresses content by the plain MD5 of a file (``hash: md5``): ``<cache>/files/md5/<2 hex>/<30
 hex>``. A directory object is a JSON list of ``{"md5", "relpath"}`` sorted by relpath,
 ``json.dumps(..., sort_keys=True)`` with default separators, whose id is the MD5 of those bytes plus
-``.dir``. Writers go through :func:`isc_kit.outputs.write_output` (temp file, fsync, ``os.replace``),
-so a killed writer leaves no partial object under a final name; its temp file is removed by the next run.
+``.dir``. Metadata writers go through :func:`isc_kit.outputs.write_output` (temp file, fsync, ``os.replace``) and cache
+objects through :func:`isc_kit.placement.placing`, so a killed writer leaves no partial object under a final
+name; its temp file is removed by the next run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._proc import pid_alive
 from .errors import DvcError
 from .local import META_DIR
 from .outputs import write_output, write_text
+from .placement import placing
 
 CACHE_MODE = 0o444
 HASH_NAME = "md5"
@@ -199,22 +201,19 @@ def place_object(src: str, dst: str, mode: str) -> None:
         raise DvcError(f"unknown link mode {mode!r}; choose one of {', '.join(LINK_MODES)}")
     if os.path.lexists(dst):
         raise FileExistsError(dst)
-    tmp = f"{dst}.isc-tmp-{os.getpid()}"
-    try:
-        with open(src, "rb", opener=_nofollow) as fin, open(tmp, "wb") as fout:
-            if mode == "reflink":
-                import fcntl
+    with (
+        placing(dst, mode=CACHE_MODE) as p,
+        open(src, "rb", opener=_nofollow) as fin,
+        open(p.tmp, "xb") as fout,
+    ):
+        if mode == "reflink":
+            import fcntl
 
-                fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-            else:
-                import shutil
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+        else:
+            import shutil
 
-                shutil.copyfileobj(fin, fout, 1 << 20)
-        os.chmod(tmp, CACHE_MODE)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+            shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 def _nofollow(path: str, flags: int) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -31,6 +30,7 @@ import numpy as np
 
 from .baseline import GLOBAL_DIM, describe_image, global_descriptor
 from .errors import ChecksumMismatchError, ConfigError, IscKitError
+from .outputs import output_path
 from .source import Source
 
 if TYPE_CHECKING:
@@ -148,7 +148,6 @@ def _write_in_order(futures: list, n: int, output: Path, ids: list[str]) -> tupl
 
     output.parent.mkdir(parents=True, exist_ok=True)
     parts = output.with_name(f".{output.name}.parts")
-    final = output.with_name(f".{output.name}.tmp")
     ok_all = np.zeros(n, dtype=bool)
     try:
         with h5py.File(parts, "w") as f:
@@ -159,17 +158,15 @@ def _write_in_order(futures: list, n: int, output: Path, ids: list[str]) -> tupl
                 ok_all[start : start + len(ok)] = ok
                 future.release()
         kept = np.flatnonzero(ok_all)
-        with h5py.File(parts, "r") as src, h5py.File(final, "w") as dst:
+        with output_path(output) as final, h5py.File(parts, "r") as src, h5py.File(final, "w") as dst:
             out = dst.create_dataset("vectors", shape=(len(kept), GLOBAL_DIM), dtype=np.float32)
             for b0 in range(0, len(kept), _COPY_ROWS):  # in blocks: never all vectors in memory
                 rows = kept[b0 : b0 + _COPY_ROWS]
                 out[b0 : b0 + len(rows)] = src["vectors"][rows[0] : rows[-1] + 1][rows - rows[0]]
             names = np.array([ids[i].encode("ascii") for i in kept], dtype=object)
             dst.create_dataset("image_names", data=names, dtype=h5py.string_dtype("ascii"))
-        os.replace(final, output)
     finally:
         parts.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
     return len(kept), n - len(kept)
 
 

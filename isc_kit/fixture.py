@@ -364,14 +364,12 @@ def materialize(
     _remove_dead_temps(root, final.name)
     started = time.perf_counter()
     logger.info("generating the %s fixture (%d images, seed %d) in %s", scale.name, scale.total, seed, final)
+    from .placement import place_folder
+
     tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(final.name)}{os.getpid()}-", dir=root))
     try:
         _write_tree(tmp, scale, seed, workers)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+        if not place_folder(tmp, final):
             shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -20,7 +20,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from fsspec.spec import AbstractFileSystem
 
 from .catalog import REGIONS, SETS
 from .errors import ChecksumMismatchError, ConfigError, IscKitError, ObjectNotFoundError
+from .placement import place_bytes
 from .source import Source, make_filesystem, resolve_source, translate_error
 
 logger = logging.getLogger(__name__)
@@ -249,14 +249,7 @@ class IscFileSystem(AbstractFileSystem):
         else:
             target = Path(os.fspath(lpath))
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".isc-part", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            place_bytes(target, data, expect_size=len(data))  # read_verified checked the MD5
         callback.relative_update(len(data))
 
     # -- listing

@@ -6,6 +6,7 @@ fsynced, and ``os.replace`` puts them under the final name (a symlink is kept: i
 replaced); an existing file keeps its permission bits. Anything else (a character or block device,
 a FIFO, ``/dev/stdout``, ``/dev/fd/N`` from a process substitution) is opened and written directly,
 never replaced or unlinked. Every failure is one :class:`~isc_kit.errors.DestinationError` line.
+:func:`output_path` gives the same commit to a library that writes by file name (h5py).
 """
 
 from __future__ import annotations
@@ -101,6 +102,51 @@ def open_output(
         yield from _atomic(spelled, st, make_parents, mode)
     else:
         yield from _direct(spelled)
+
+
+@contextmanager
+def output_path(path: PathLike, *, make_parents: bool = False) -> Iterator[Path]:
+    """A temp path beside ``path`` for a library that writes by file name (h5py), committed on a clean exit.
+
+    The caller writes the whole file at the yielded path; it is then fsynced and moved by ``os.replace``
+    under the final name (the folder fsynced too). On any error the temp is removed and ``path`` is
+    untouched. Only regular files (or new ones) can be written this way.
+    """
+    spelled = os.fspath(path)
+    if spelled == "-" or _fd_alias(spelled) is not None:
+        raise DestinationError(f"cannot write {spelled}: this output needs a file name, not a stream")
+    target = Path(os.path.realpath(spelled))
+    if target.is_dir():
+        raise DestinationError(f"cannot write {spelled}: it is a folder; name a file inside it instead")
+    if target.exists() and not target.is_file():
+        raise DestinationError(f"cannot write {spelled}: it is not a regular file; name a file instead")
+    folder = target.parent
+    try:
+        if make_parents:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _error(spelled, err) from None
+    if not folder.is_dir():
+        raise DestinationError(
+            f"cannot write {spelled}: folder {folder} does not exist; create it first or write elsewhere"
+        )
+    remove_dead_temps(folder, target.name)
+    tmp = folder / f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _error(spelled, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(folder)
 
 
 def check_output(path: PathLike) -> None:

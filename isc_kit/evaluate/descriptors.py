@@ -28,8 +28,6 @@ official track-2 evaluation scores them.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError, Problem
 from ..groundtruth import GroundTruth
+from ..outputs import output_path
 from .matching import Predictions, evaluate
 from .result import EvalResult
 
@@ -60,18 +59,9 @@ def write_descriptors(path: str | Path, image_names: Sequence[str], vectors: np.
             f"descriptors for {path}: expected {len(image_names)} rows of one vector each, got shape {vectors.shape}"
         )
     names = np.array([str(n).encode("ascii") for n in image_names], dtype=object)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("vectors", data=vectors)
-            f.create_dataset("image_names", data=names, dtype=h5py.string_dtype("ascii"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with output_path(path, make_parents=True) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("vectors", data=vectors)
+        f.create_dataset("image_names", data=names, dtype=h5py.string_dtype("ascii"))
 
 
 def _clean_name(name: str) -> str:
