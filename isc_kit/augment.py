@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, IscKitError
+from .placement import place_folder
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -309,7 +310,7 @@ def augment(
         _write_tables(rows, manifest, pairs_csv, pinned_out)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        place_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - started

@@ -218,6 +218,21 @@ def place_bytes(
     return st
 
 
+def replace_verified(tmp: str, final: str) -> None:
+    """Put a temp file whose size and MD5 the caller has already checked under its final name.
+
+    For the fetch engine's hot path, which hashes bodies in batches (multi-buffer MD5) or while
+    streaming and so checks before it calls this; everyone else uses :func:`placing`. The temp is
+    removed if the rename fails.
+    """
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def place_folder(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> bool:
     """Rename a finished temp folder to ``final``; False (and ``tmp`` left to the caller) if another writer won.
 

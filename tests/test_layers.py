@@ -28,7 +28,7 @@ LAYERS = [
             "results",
         ),
     ),
-    ("source", ("source", "inputs", "outputs", "s3server", "fixture")),
+    ("source", ("source", "inputs", "outputs")),
     (
         "manifest",
         ("manifest", "pinned", "metadata", "_csvcheck", "records", "md5batch", "_hashing", "groundtruth"),
@@ -50,6 +50,7 @@ LAYERS = [
     ),
     ("pin", ("pin", "_checkout", "_place", "_cachefill", "_dvcremote", "outs")),
     ("share", ("pull", "push", "share")),
+    ("embedded S3", ("fixture", "s3server")),  # the synthetic mini-ISC and its server: beside the flow
 ]
 
 

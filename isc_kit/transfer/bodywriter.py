@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
+from ..placement import replace_verified
 from ..records import RecordWriter
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -151,7 +152,7 @@ def _place(job: _Job) -> os.stat_result:
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        os.replace(job.tmp, job.final)
+        replace_verified(job.tmp, job.final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(job.tmp)

@@ -15,8 +15,9 @@ import os
 from .._dvcfiles import find_repo, place_object
 from .._hashing import hash_files
 from ..errors import DvcError
-from ..local import Destination, temp_name
+from ..local import Destination
 from ..manifest import Manifest
+from ..placement import placing
 
 logger = logging.getLogger(__name__)
 
@@ -74,18 +75,11 @@ def take_from_cache(manifest: Manifest, rows: list[int], dest: Destination) -> t
 
 def _place(obj: str, final: str, modes: list[str]) -> bool:
     """Put the object's bytes at ``final`` (replacing a corrupt file there) by the first mode that works."""
-    tmp = os.path.join(os.path.dirname(final), temp_name(os.path.basename(final)))
     for mode in modes:
-        try:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            place_object(obj, tmp, mode)
-            if mode != "hardlink":
-                os.chmod(tmp, 0o644)  # a workspace copy is the user's file, not a read-only cache object
-            os.replace(tmp, final)
+        try:  # a workspace copy is the user's file (0o644), not a read-only cache object; a hardlink is both
+            with placing(final, mode=None if mode == "hardlink" else 0o644) as p:
+                place_object(obj, p.tmp, mode)
             return True
         except OSError as err:
             logger.debug("%s: cannot place by %s (%s)", final, mode, err)
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
     return False

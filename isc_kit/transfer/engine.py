@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import ChecksumMismatchError
 from ..local import Destination, temp_name
 from ..manifest import Item
+from ..placement import replace_verified
 from ..records import RecordWriter
 from ..source import Source
 from .bodywriter import BodyWriter, write_all
@@ -190,7 +191,7 @@ class Engine:
             actual, st = sink.finish()  # a streamed body, already on disk: close and check it here
             if md5 is not None and actual != md5:
                 raise _Mismatch(str(ChecksumMismatchError(relpath, md5, actual)))
-            os.replace(sink.tmp, full)
+            replace_verified(sink.tmp, full)
             moved = True
             self.records.add(relpath, st.st_size, st.st_mtime_ns, actual)
             if self.on_bytes is not None:
