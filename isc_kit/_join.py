@@ -31,15 +31,16 @@ if TYPE_CHECKING:
     from .destination import TreeScan
     from .manifest import Manifest
 
-    #: A verified record's well-formed lines as columns: relpaths, sizes, mtimes, md5s.
-    _Record = tuple[pa.LargeBinaryArray, np.ndarray, np.ndarray, pa.LargeBinaryArray]
+    #: A verified record's well-formed lines as columns: relpaths, sizes, mtimes, md5s (strings in blocks).
+    _Record = tuple[list[pa.LargeBinaryArray], np.ndarray, np.ndarray, list[pa.LargeBinaryArray]]
+    _Lines = tuple[pa.LargeBinaryArray, np.ndarray, np.ndarray, pa.LargeBinaryArray]
 
 logger = logging.getLogger(__name__)
 
 #: Manifest entries + scanned files from which the Arrow engine pays for its import (~0.3 s).
 ARROW_MIN = 50_000
 _INT64 = 2**63
-_BLOCK = 16 << 20  # record bytes parsed per step: bounded transient columns
+_BLOCK = 4 << 20  # record bytes parsed per step: bounded transient columns
 _RECORD_LINE = r"^(?P<rel>[^\t\n]+)\t(?P<size>\d{1,19})\t(?P<mtime>-?\d{1,19})\t(?P<md5>[0-9a-f]{32})\n$"  # records._LINE, anchored for RE2 (bytes: any byte but tab and newline in a relpath)
 
 
@@ -119,43 +120,47 @@ def _join_arrow(
     if n == 0:
         extra.extend(tree.rels)
         return recorded
-    # the manifest's relpaths reversed, so that index_in's "first match" is the dict's "last row"
-    rels = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(),
-        n,
-        [None, pa.py_buffer(manifest.relpaths.offsets), pa.py_buffer(manifest.relpaths.data)],
-    )
-    value_set = rels.take(pa.array(np.arange(n - 1, -1, -1, dtype=np.int64)))
+    rels = _large_binary(manifest.relpaths.data, manifest.relpaths.offsets)
+    # index_in answers the first of equal values, the dict the last row: look duplicates up reversed
+    unique = n < 2 or pc.all(pc.less(rels.slice(0, n - 1), rels.slice(1))).as_py()  # strictly sorted
+    value_set = rels if unique else rels.take(_indices(np.arange(n - 1, -1, -1, dtype=np.int64)))
     del rels
     scanned = _binary(tree.rels)
-    rec = _read_record(record_path) if record_path is not None else None
-    probe = scanned if rec is None else pa.concat_arrays([scanned, rec[0]])
+    tree.rels.clear()  # a million strings: the unlisted names are decoded back from ``scanned``
     m = len(scanned)
-    del scanned
-    hit = pc.fill_null(pc.index_in(probe, value_set=value_set), -1).to_numpy().astype(np.int64)
+    rec = _read_record(record_path) if record_path is not None else None
+    probe = pa.chunked_array([scanned, *(rec[0] if rec else [])], pa.large_binary())
+    hit = pc.index_in(probe, value_set=value_set)
     del probe, value_set
-    rows = np.where(hit >= 0, (n - 1) - hit, -1)  # -1: the manifest does not list it
-    del hit
+    found = np.concatenate([np.zeros(0, bool), *(_valid(c) for c in hit.chunks)])
+    index = np.concatenate([np.zeros(0, np.int32), *(_values(c, np.int32) for c in hit.chunks)]).astype(
+        np.int64
+    )
+    rows = np.where(found, index if unique else (n - 1) - index, -1)  # -1: the manifest does not list it
+    del hit, found, index
 
     sizes, mtimes = np.frombuffer(lsize, np.int64), np.frombuffer(lmtime, np.int64)  # views: written in place
     srow = rows[:m]
     listed = srow >= 0
     sizes[srow[listed]] = np.frombuffer(tree.sizes, np.int64)[listed]
     mtimes[srow[listed]] = np.frombuffer(tree.mtimes, np.int64)[listed]
-    extra.extend(tree.rels[i] for i in np.flatnonzero(~listed).tolist())
+    unlisted = np.flatnonzero(~listed).tolist()
+    if unlisted:
+        data, ends = scanned.buffers()[2].to_pybytes(), np.frombuffer(scanned.buffers()[1], np.int64).tolist()
+        extra.extend(data[ends[i] : ends[i + 1]].decode("utf-8", "surrogateescape") for i in unlisted)
+    del scanned, srow, listed
     if rec is None:
         return recorded
 
-    _, rsize, rmtime, rmd5 = rec
     rrow = rows[m:]
     keep = rrow >= 0
-    rrow, rsize, rmtime = rrow[keep], rsize[keep], rmtime[keep]
-    rmd5 = rmd5.filter(pa.array(keep))
-    md5s = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(manifest.md5s.offsets), pa.py_buffer(manifest.md5s.data)]
-    )
-    same_md5 = pc.equal(rmd5, md5s.take(pa.array(rrow))).to_numpy(zero_copy_only=False)
-    same_file = (rsize == sizes[rrow]) & (rmtime == mtimes[rrow])
+    rrow = rrow[keep]
+    same_file = (rec[1][keep] == sizes[rrow]) & (rec[2][keep] == mtimes[rrow])
+    rmd5 = pa.chunked_array(rec[3], pa.large_binary()).take(_indices(np.flatnonzero(keep)))
+    del rec, rows, keep
+    md5s = _large_binary(manifest.md5s.data, manifest.md5s.offsets)
+    same = pc.equal(rmd5, md5s.take(_indices(rrow))).cast(pa.uint8())
+    same_md5 = np.concatenate([np.zeros(0, np.uint8), *(_values(c, np.uint8) for c in same.chunks)]) == 1
     state = np.where(same_file, np.where(same_md5, 1, 2), 3).astype(np.uint8)
     # the latest line of a relpath wins: the first occurrence in the reversed lines
     last_rows, first = np.unique(rrow[::-1], return_index=True)
@@ -163,26 +168,47 @@ def _join_arrow(
     return recorded
 
 
-def _binary(strings: list[str]) -> pa.LargeBinaryArray:
-    """The scan's relpaths as an Arrow binary column (UTF-8; undecodable names as their original bytes)."""
+def _large_binary(data: bytes, offsets: array) -> pa.LargeBinaryArray:
+    """A zero-copy Arrow view of a :class:`~isc_kit.columns.StrColumn`'s two buffers."""
     import pyarrow as pa
 
-    try:
-        return pa.array(strings, pa.large_string()).view(pa.large_binary())
-    except UnicodeEncodeError:  # a file name that is not UTF-8 (os.fsdecode's surrogates)
-        return pa.array([s.encode("utf-8", "surrogateescape") for s in strings], pa.large_binary())
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _binary(strings: list[str]) -> pa.LargeBinaryArray:
+    """The scan's relpaths as an Arrow binary column (UTF-8; undecodable names as their original bytes)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not strings:
+        return pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), 0, [None, pa.py_buffer(np.zeros(1, np.int64)), pa.py_buffer(b"")]
+        )
+    # no file name holds NUL: join on it, encode once (undecodable names back to their bytes), cut
+    joined = np.frombuffer(("\0".join(strings) + "\0").encode("utf-8", "surrogateescape"), np.uint8)
+    seps = np.flatnonzero(joined == 0)
+    offsets = np.zeros(len(seps) + 1, np.int64)
+    offsets[1:] = seps - np.arange(len(seps))  # each separator before a name shifts it by one
+    data = joined[joined != 0]
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(seps), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def _read_record(path: Path) -> _Record | None:
     """The well-formed lines of a verified record, in file order, exactly as :func:`records.iter_entries` reads them."""
     import numpy as np
-    import pyarrow as pa
 
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing record is an empty one
     except (FileNotFoundError, NotADirectoryError):
         return None
-    parts: list[_Record] = []
+    rels: list[pa.LargeBinaryArray] = []
+    sizes: list[np.ndarray] = []
+    mtimes: list[np.ndarray] = []
+    md5s: list[pa.LargeBinaryArray] = []
     with fh:
         if fh.readline() != records.HEADER:
             logger.warning("%s: not a verified record (bad header); ignoring it", path)
@@ -193,20 +219,16 @@ def _read_record(path: Path) -> _Record | None:
             cut = block.rfind(b"\n") + 1
             tail = block[cut:]
             if cut:
-                parts.append(_parse_lines(block, cut))
+                for column, part in zip((rels, sizes, mtimes, md5s), _parse_lines(block, cut), strict=True):
+                    column.append(part)
             del block
         # what is left after the last newline is a torn line: never a verified entry
-    if not parts:
+    if not rels:
         return None
-    return (
-        pa.concat_arrays([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-        pa.concat_arrays([p[3] for p in parts]),
-    )
+    return rels, np.concatenate(sizes), np.concatenate(mtimes), md5s
 
 
-def _parse_lines(block: bytes, cut: int) -> _Record:
+def _parse_lines(block: bytes, cut: int) -> _Lines:
     """The well-formed lines of ``block[:cut]`` (whole lines): RE2 checks and splits each one."""
     import numpy as np
     import pyarrow as pa
@@ -221,22 +243,48 @@ def _parse_lines(block: bytes, cut: int) -> _Record:
     fields = pc.extract_regex(lines, _RECORD_LINE)
     del lines, offsets, ends, buf
     fields = fields.filter(fields.is_valid())
-    size_s = fields.field("size").cast(pa.large_string())
+    # \d{1,19} always fits uint64; records.iter_entries drops sizes and mtimes beyond int64
+    size = _values(fields.field("size").cast(pa.large_string()).cast(pa.uint64()), np.uint64)
     mtime_s = fields.field("mtime").cast(pa.large_string())
-    # 19 digits may pass int64 (records.iter_entries drops such lines): check those few one by one
-    long = pc.or_(
-        pc.greater_equal(pc.binary_length(size_s), 19), pc.greater_equal(pc.binary_length(mtime_s), 19)
+    negative = _values(pc.starts_with(mtime_s, pattern="-").cast(pa.uint8()), np.uint8) == 1
+    magnitude = _values(pc.utf8_ltrim(mtime_s, characters="-").cast(pa.uint64()), np.uint64)
+    ok = (size < _INT64) & (magnitude <= np.where(negative, _INT64, _INT64 - 1).astype(np.uint64))
+    mtime = magnitude.view(np.int64)  # 2**63 wraps to -2**63, which is what "-9223372036854775808" is
+    mtime = np.where(negative, -mtime, mtime)  # and -(-2**63) wraps back to itself
+    rel, md5 = fields.field("rel"), fields.field("md5")
+    if not ok.all():
+        keep = _indices(np.flatnonzero(ok))
+        rel, md5, size, mtime = rel.take(keep), md5.take(keep), size[ok], mtime[ok]
+    return rel, size.view(np.int64), mtime, md5
+
+
+# pyarrow's own conversions between numpy and Arrow import pandas when it is installed (~0.5 s):
+# these go through the buffers instead, so the fetch CLI never loads it.
+
+
+def _indices(rows: np.ndarray) -> pa.Int64Array:
+    import numpy as np
+    import pyarrow as pa
+
+    rows = np.ascontiguousarray(rows, np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+
+
+def _values(arr: pa.Array, dtype: type) -> np.ndarray:
+    """The values of a fixed-width Arrow array, as a numpy view (slots under nulls are arbitrary)."""
+    import numpy as np
+
+    return np.frombuffer(
+        arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
     )
-    if pc.any(long).as_py():
-        ok = np.ones(len(fields), bool)
-        for i in np.flatnonzero(long.to_numpy(zero_copy_only=False)).tolist():
-            s, t = int(size_s[i].as_py()), int(mtime_s[i].as_py())
-            ok[i] = s < _INT64 and -_INT64 <= t < _INT64
-        mask = pa.array(ok)
-        fields, size_s, mtime_s = fields.filter(mask), size_s.filter(mask), mtime_s.filter(mask)
-    return (
-        fields.field("rel"),
-        size_s.cast(pa.int64()).to_numpy(),
-        mtime_s.cast(pa.int64()).to_numpy(),
-        fields.field("md5"),
-    )
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """Which slots of an Arrow array are not null, as numpy booleans."""
+    import numpy as np
+
+    bitmap = arr.buffers()[0]
+    if bitmap is None or arr.null_count == 0:
+        return np.ones(len(arr), bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
