@@ -2,9 +2,10 @@
 
 One function, :func:`join`, two engines with one contract (the tests run both on the same cases):
 
-- a dict of the manifest's relpaths (UTF-8 bytes -> row) for small folders: standard library only,
-  so a small ``isc-kit fetch`` or ``verify`` starts without numpy or pyarrow;
-- from :data:`ARROW_MIN` entries on, Arrow's hash join in C (``pyarrow.compute.index_in``): the
+- a dict of the manifest's relpaths (UTF-8 bytes -> row), the default: standard library only, so
+  ``isc-kit fetch`` and ``verify`` start without numpy or pyarrow, and the leanest at 1M entries;
+- with ``ISC_KIT_JOIN=arrow`` (or ``auto``: from :data:`ARROW_MIN` entries on), Arrow's hash join in
+  C (``pyarrow.compute.index_in``), faster and heavier: the
   scan's relpaths and every record line's relpath are looked up in the manifest's column at once,
   the record is parsed by RE2 block by block (no Python object per line), and the per-row
   arithmetic is numpy. pyarrow and numpy are imported here, lazily, only on this path.
@@ -18,11 +19,13 @@ the manifest's md5), 2 (same size and mtime, another md5) or 3 (the file changed
 from __future__ import annotations
 
 import logging
+import os
 from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import records
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,10 +59,16 @@ def join(
 ) -> bytearray:
     """Fill ``lsize``/``lmtime`` per row from the scan, list unlisted files in ``extra``; return ``recorded``.
 
-    ``record_path=None`` reads no record (all 0). ``engine``: ``"dict"`` or ``"arrow"`` (default: by size).
-    Clears ``tree.rels`` (a million strings are not needed past here).
+    ``record_path=None`` reads no record (all 0). ``engine``: ``"dict"``, ``"arrow"`` or ``"auto"`` (Arrow
+    from :data:`ARROW_MIN` entries); default ``$ISC_KIT_JOIN``, else ``"dict"``: at 1,000,000 entries
+    Arrow re-plans ~30 % faster but peaks ~120-250 MB higher (bench/RESULTS.md), and memory is the
+    budget a million-file folder is held to. Clears ``tree.rels`` (a million strings are not needed past here).
     """
     if engine is None:
+        engine = os.environ.get("ISC_KIT_JOIN", "").strip().lower() or "dict"
+        if engine not in ("dict", "arrow", "auto"):
+            raise ConfigError(f"ISC_KIT_JOIN={engine!r}: choose dict (the default), arrow or auto")
+    if engine == "auto":
         engine = "arrow" if len(manifest) + len(tree.rels) >= ARROW_MIN else "dict"
     if engine == "arrow":
         recorded = _join_arrow(manifest, tree, record_path, lsize, lmtime, extra)

@@ -72,7 +72,7 @@ def _oracle(manifest: Manifest, files: dict[str, tuple[int, int]], record: list[
     return lsize, lmtime, sorted(extra), recorded
 
 
-def _run(engine: str, manifest: Manifest, files: dict[str, tuple[int, int]], record_path: Path | None):
+def _run(engine: str | None, manifest: Manifest, files: dict[str, tuple[int, int]], record_path: Path | None):
     n = len(manifest)
     tree = TreeScan(
         list(files), array("q", (s for s, _ in files.values())), array("q", (m for _, m in files.values()))
@@ -187,3 +187,16 @@ def test_compare_on_files_through_either_path(tmp_path, monkeypatch, large) -> N
     assert status.reason(2) == "size is 4 bytes, manifest says 9"
     assert status.reason(3).startswith("md5 is ")
     assert status.extra == sorted(["extra.jpg", os.fsdecode(b"\xff.jpg")])
+
+
+def test_the_join_engine_comes_from_the_environment_and_a_wrong_one_is_one_line(
+    tmp_path, monkeypatch
+) -> None:
+    from isc_kit.errors import ConfigError
+
+    manifest = Manifest.from_rows("query", "b", "p/", [("Q00000", "Q00000.jpg", "0" * 32, 1)])
+    monkeypatch.setenv("ISC_KIT_JOIN", "arrow")
+    assert _run(None, manifest, {}, None) == _run("dict", manifest, {}, None)
+    monkeypatch.setenv("ISC_KIT_JOIN", "hash")
+    with pytest.raises(ConfigError, match="ISC_KIT_JOIN='hash': choose dict"):
+        _run(None, manifest, {}, None)
