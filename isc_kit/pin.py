@@ -7,18 +7,18 @@ the directory object and ``PATH.dvc`` can be written exactly as DVC writes them 
 :mod:`isc_kit._dvcfiles`).
 
 Only verified files are pinned: DVC trusts read-only cache files and never re-checks them.
-:func:`plan_pin` decides (what is missing, unverified, extra); :func:`pin` acts on the plan.
+:func:`plan_pin` (in :mod:`isc_kit.pin_plan`) decides what is missing, unverified, extra;
+:func:`pin` acts on the plan; :func:`pin_shards` pins one ``.dvc`` per id range.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,148 +34,26 @@ from ._dvcfiles import (
 )
 from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests import it from here
 from ._dvcfiles import tree_oid as tree_oid
-from .errors import ChecksumMismatchError, DvcError, InputFileError, Problem
-from .local import MISSING, UNCHECKED, UNVERIFIED, VERIFIED, Destination, compare
+from .errors import DvcError
+from .local import Destination
 from .manifest import Manifest
+from .pin_plan import PinEntry, PinPlan, file_md5, plan_pin
 from .progress import as_progress
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
-
-
-# ---------------------------------------------------------------------------------------------- hashing
-
-
-def file_md5(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "md5").hexdigest() if hasattr(hashlib, "file_digest") else _md5(fh)
-
-
-def _md5(fh: Any) -> str:
-    h = hashlib.md5()
-    while chunk := fh.read(_CHUNK):
-        h.update(chunk)
-    return h.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class PinEntry:
-    relpath: str
-    md5: str
-    size: int
-    hashed: bool = False
-
-
-@dataclass
-class PinPlan:
-    """What :func:`pin` would do: entries to pin and everything that stops it."""
-
-    path: Path
-    entries: list[PinEntry] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unverified: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, str, str]] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)  # regular files the manifest does not list
-    others: list[str] = field(default_factory=list)  # symlinks, FIFOs, devices: never followed, never pinned
-    bad: list[tuple[str, str]] = field(default_factory=list)  # (relpath, why) known wrong without hashing
-    writing: list[str] = field(default_factory=list)  # part files of a live fetch
-    hashed: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.missing
-            or self.unverified
-            or self.mismatched
-            or self.extra
-            or self.others
-            or self.bad
-            or self.writing
-        )
-
-    def raise_if_blocked(self, manifest_path: str = "manifest") -> None:
-        """One clear error naming the first problem of each kind and what to run."""
-        where = str(self.path)
-        if self.mismatched:
-            rel, expected, actual = self.mismatched[0]
-            raise ChecksumMismatchError(
-                f"{where}/{rel}", expected, actual, action=f"nothing was pinned ({len(self.mismatched)} bad)"
-            )
-        if self.writing:
-            raise DvcError(
-                f"{where} is being written by a running fetch ({self.writing[0]} and {len(self.writing) - 1} more part "
-                "files); wait for it to finish, then pin again"
-            )
-        problems: list[Problem] = []
-        hint = ""
-        if self.missing:
-            problems += [Problem(0, "relpath", r, "listed in the manifest but missing") for r in self.missing]
-            hint = f"fetch first: `isc-kit fetch {manifest_path} {where}`"
-        if self.unverified:
-            problems += [Problem(0, "relpath", r, "no matching verified record") for r in self.unverified]
-            hint = hint or (
-                f"run `isc-kit verify {manifest_path} {where}` (or pin with --hash to hash them now)"
-            )
-        if self.bad:
-            problems += [Problem(0, "relpath", r, why) for r, why in self.bad]
-            hint = hint or f"repair them: `isc-kit verify --repair {manifest_path} {where}`"
-        if self.others:
-            problems += [
-                Problem(0, "relpath", r, "not a regular file (a symlink, FIFO or device): never pinned")
-                for r in self.others
-            ]
-            hint = hint or "replace them with the real files (`isc-kit verify --repair` fetches them)"
-        if self.extra:
-            problems += [
-                Problem(0, "relpath", r, "in the folder but not in the manifest") for r in self.extra
-            ]
-            hint = hint or f"remove them, or `isc-kit fetch --prune {manifest_path} {where}`"
-        if problems:
-            raise InputFileError(where, problems, hint=f"nothing was pinned; {hint}")
-
-
-def plan_pin(
-    manifest: Manifest,
-    path: str | os.PathLike[str],
-    *,
-    hash_unverified: bool = False,
-    jobs: int | None = None,
-) -> PinPlan:
-    """Check ``path`` against ``manifest``: every file present, verified (or hashed), nothing else there."""
-    root = Path(path)
-    plan = PinPlan(root)
-    if not root.is_dir():
-        plan.missing = list(manifest.relpaths)
-        return plan
-    dest = Destination(root)
-    local = compare(manifest, dest, hash_unknown=hash_unverified, jobs=jobs)
-    dest.remove_temps(local.temps, locked=False)
-    rels, md5s, sizes = manifest.relpaths, manifest.md5s, local.local_sizes
-    for row, state in enumerate(local.status):
-        if state == VERIFIED:
-            plan.entries.append(PinEntry(rels[row], md5s[row], sizes[row]))
-        elif state == MISSING:
-            plan.missing.append(rels[row])
-        elif state == UNCHECKED or (state == UNVERIFIED and not hash_unverified):
-            plan.unverified.append(rels[row])
-        elif state == UNVERIFIED:  # no md5 to check against: pin what it is, hashed now
-            plan.entries.append(PinEntry(rels[row], file_md5(dest.path(rels[row])), sizes[row], hashed=True))
-        elif row in local.actual_md5:
-            plan.mismatched.append((rels[row], md5s[row], local.actual_md5[row]))
-        else:  # wrong size, or recorded as other bytes: a fetch (or verify --repair) mends it
-            plan.bad.append((rels[row], local.reason(row)))
-    plan.hashed = local.hashed
-    plan.extra = local.extra
-    plan.others = sorted(local.others)
-    if plan.others:  # a symlink (or FIFO...) at a listed name is refused as what it is, not as "missing"
-        refused = set(plan.others)
-        plan.missing = [r for r in plan.missing if r not in refused]
-    plan.writing = [t for t in local.temps if os.path.lexists(dest.path(t))]
-    return plan
+__all__ = [
+    "PinEntry",
+    "PinPlan",
+    "PinResult",
+    "file_md5",
+    "link_entries",
+    "pin",
+    "pin_shards",
+    "plan_pin",
+    "shard_name",
+    "split_shards",
+]
 
 
 # ---------------------------------------------------------------------------------------------- act
