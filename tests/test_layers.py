@@ -48,7 +48,7 @@ LAYERS = [
             "_dvcfiles",
         ),
     ),
-    ("pin", ("pin", "_checkout", "_place", "_cachefill", "_dvcremote", "outs")),
+    ("pin", ("pin", "pin_plan", "_checkout", "_place", "_cachefill", "_dvcremote", "outs")),
     ("share", ("pull", "push", "share")),
     ("embedded S3", ("fixture", "s3server")),  # the synthetic mini-ISC and its server: beside the flow
 ]
