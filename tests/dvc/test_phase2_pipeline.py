@@ -23,6 +23,7 @@ def _params(phase: int) -> dict:
     params["phase"] = phase
     params["ground_truth"]["queries"] = 10  # every tiny Phase-2 query (and 10 of the 20 Phase-1 ones)
     params["sets"] = {k: v for k, v in params["sets"].items() if k in ("query", "reference")}
+    params.setdefault("augment", {})["sets"] = []  # no training set here, so nothing to augment
     return params
 
 
