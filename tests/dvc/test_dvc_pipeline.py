@@ -144,7 +144,11 @@ def test_pattern_change_reruns_only_that_set(repo_a: Path, s3_endpoint: str) -> 
     (repo_a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh([DVC, "repro"], repo_a, s3_endpoint).stdout
     ran = sorted(line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage"))
-    assert ran == ["augment@training", "fetch@training", "manifest@training"]  # the copies follow their sources
+    assert ran == [
+        "augment@training",
+        "fetch@training",
+        "manifest@training",
+    ]  # the copies follow their sources
     assert sorted(p.name for p in (repo_a / "data/training").iterdir()) == [
         f"T00001{i}.jpg" for i in range(10)
     ]
