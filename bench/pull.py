@@ -30,8 +30,8 @@ from pathlib import Path
 from bench.fastserver import FastS3
 from bench.fetch import TOOLS, RunFolders, _env
 from bench.pull_extra import make_tree
-from isc_kit._dvcfiles import dvcfile_text, tree_bytes, tree_oid
 from isc_kit.catalog import DEFAULT_BUCKET
+from isc_kit.dvcfiles import dvcfile_text, tree_bytes, tree_oid
 
 ISC = str(Path(sys.executable).with_name("isc-kit"))
 DVC = str(Path(sys.executable).with_name("dvc"))

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from isc_kit._dvcfiles import dvcfile_text, tree_bytes, tree_oid
+from isc_kit.dvcfiles import dvcfile_text, tree_bytes, tree_oid
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
@@ -21,7 +21,7 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 #: build the engine items), prints its peak RSS in MB.
 PLAN = """
 import sys
-from isc_kit._cachefill import CacheFill, items_for
+from isc_kit.pull_cachefill import CacheFill, items_for
 from isc_kit._dvcremote import resolve_remote
 from isc_kit.pull import PullResult, collect_outs
 from dvc.repo import Repo

@@ -155,7 +155,7 @@ def record_tree(folder: str | os.PathLike[str]) -> int:
 
     Does nothing (returns 0) when ``folder`` is not inside a DVC repository.
     """
-    from ._dvcfiles import find_repo
+    from .dvcfiles import find_repo
     from .errors import DvcError
     from .local import Destination
     from .records import iter_entries

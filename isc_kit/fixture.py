@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ._imagery import TILE, compose, edit, random_size
 from ._proc import pid_alive
 from .catalog import DEFAULT_BUCKET, PHASES, get_set
 from .errors import ConfigError
+from .fixture_images import TILE, compose, edit, random_size
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._csvcheck import (
+from .catalog import ImageSet, base_bucket, get_set
+from .input_checks import (
     RowChecker,
     check_header,
     check_text,
@@ -26,7 +27,6 @@ from ._csvcheck import (
     read_bytes,
     read_rows,
 )
-from .catalog import ImageSet, base_bucket, get_set
 from .manifest import Manifest
 from .source import Source, list_objects, resolve_source
 

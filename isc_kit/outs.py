@@ -1,5 +1,5 @@
 """The tracked outputs pull and push walk (:class:`Out`) and what a pull did (:class:`PullResult`),
-below :mod:`.pull`, :mod:`._cachefill` and :mod:`._place`, which all use them."""
+below :mod:`.pull`, :mod:`.pull_cachefill` and :mod:`.pull_workspace`, which all use them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ._checkout import iter_listing
+from .dvc_checkout import iter_listing
 from .results import Result
 
 

@@ -4,7 +4,7 @@ DVC 3 addresses content by the plain MD5 of a file (``hash: md5``), the number t
 ships. A file that the fetch verified against that MD5 can therefore go straight into the DVC
 cache (``<cache>/files/md5/<2 hex>/<30 hex>``, hard-linked and read-only, never copied), and
 the directory object and ``PATH.dvc`` can be written exactly as DVC writes them (see
-:mod:`isc_kit._dvcfiles`).
+:mod:`isc_kit.dvcfiles`).
 
 Only verified files are pinned: DVC trusts read-only cache files and never re-checks them.
 :func:`plan_pin` (in :mod:`isc_kit.pin_plan`) decides what is missing, unverified, extra;
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._dvcfiles import (
+from .dvcfiles import (
     LINK_MODES,
     DvcRepo,
     add_to_gitignore,
@@ -32,8 +32,8 @@ from ._dvcfiles import (
     write_text_atomic,
     write_tree,
 )
-from ._dvcfiles import tree_bytes as tree_bytes  # re-exported: tests import it from here
-from ._dvcfiles import tree_oid as tree_oid
+from .dvcfiles import tree_bytes as tree_bytes  # re-exported: tests import it from here
+from .dvcfiles import tree_oid as tree_oid
 from .errors import DvcError
 from .local import Destination
 from .manifest import Manifest

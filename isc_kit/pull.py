@@ -5,7 +5,7 @@ the ``.dir`` object is read from the local cache, else fetched from the remote; 
 cache lacks are fetched with the same engine as ``isc-kit fetch`` (every body MD5-checked
 before it is renamed into ``.dvc/cache/files/md5/xx/...``, which ``dvc pull`` does not do by
 default); then each workspace file is placed as ``dvc checkout`` would for the repository's
-``cache.type`` (see :mod:`isc_kit._checkout`) and recorded in DVC's state database, so the next
+``cache.type`` (see :mod:`isc_kit.dvc_checkout`) and recorded in DVC's state database, so the next
 ``dvc status`` hashes nothing and ``dvc checkout`` has nothing to do.
 
 Resumable after ``kill -9``: objects are renamed into the cache only once verified (the
@@ -99,9 +99,9 @@ def _pull(
     make_progress: Any,
     from_source: str | os.PathLike[str] | None = None,
 ) -> PullResult:
-    from . import _cachefill
-    from ._checkout import Placer
-    from ._place import place_outs
+    from . import pull_cachefill
+    from .dvc_checkout import Placer
+    from .pull_workspace import place_outs
 
     result = PullResult()
     cache = repo.cache.local.path
@@ -112,7 +112,7 @@ def _pull(
         key = out.remote or remote
         if key not in remotes:
             remotes[key] = resolve_remote(repo.config, key)
-    fill = _cachefill.CacheFill(cache, jobs, retries, result)
+    fill = pull_cachefill.CacheFill(cache, jobs, retries, result)
     groups = {key: [o for o in outs if (o.remote or remote) == key] for key in remotes}
     for key, rem in remotes.items():
         fill.fetch_listings(rem, groups[key])

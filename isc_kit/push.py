@@ -173,7 +173,7 @@ def _listdir(path: str) -> list[str]:
 
 
 def _copy_to_folder(rem: DvcRemote, cache: str, oids: list[str], result: PushResult) -> None:
-    from ._checkout import Placer
+    from .dvc_checkout import Placer
 
     placer = Placer(["copy"])
     assert rem.folder is not None

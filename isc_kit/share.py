@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ._dvcfiles import (
+from .catalog import aws_region
+from .dvcfiles import (
     HASH_NAME,
     add_to_gitignore,
     dvcfile_text,
@@ -31,7 +32,6 @@ from ._dvcfiles import (
     write_text_atomic,
     write_tree,
 )
-from .catalog import aws_region
 from .errors import ConfigError, IscKitError
 from .manifest import Manifest
 from .results import Result

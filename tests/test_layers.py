@@ -31,7 +31,7 @@ LAYERS = [
     ("source", ("source", "inputs", "outputs")),
     (
         "manifest",
-        ("manifest", "pinned", "metadata", "_csvcheck", "records", "md5batch", "_hashing", "groundtruth"),
+        ("manifest", "pinned", "metadata", "input_checks", "records", "md5batch", "_hashing", "groundtruth"),
     ),
     ("select", ("select",)),
     (
@@ -45,10 +45,10 @@ LAYERS = [
             "placement",
             "verify",
             "dvcstate",
-            "_dvcfiles",
+            "dvcfiles",
         ),
     ),
-    ("pin", ("pin", "pin_plan", "_checkout", "_place", "_cachefill", "_dvcremote", "outs")),
+    ("pin", ("pin", "pin_plan", "dvc_checkout", "pull_workspace", "pull_cachefill", "_dvcremote", "outs")),
     ("share", ("pull", "push", "share")),
     ("embedded S3", ("fixture", "s3server")),  # the synthetic mini-ISC and its server: beside the flow
 ]

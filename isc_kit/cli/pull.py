@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._dvcfiles import find_repo
+    from ..dvcfiles import find_repo
     from ..pull import pull
 
     repo = find_repo(".")

@@ -49,7 +49,7 @@ def resolve_remote(repo_root: str, spec: str | None, endpoint_url: str | None) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._dvcfiles import find_repo
+    from ..dvcfiles import find_repo
     from ..pinned import load_pinned
     from ..share import Remote, share
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.output}: {len(manifest):,} {args.set} images, {fp}")
         return 0
 
-    from .._dvcfiles import ignore_record_folder
+    from ..dvcfiles import ignore_record_folder
     from ..errors import ConfigError
     from ..local import Destination
     from ..progress import TqdmProgress

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 
-from .._dvcfiles import find_repo, place_object
 from .._hashing import hash_files
+from ..dvcfiles import find_repo, place_object
 from ..errors import DvcError
 from ..local import Destination
 from ..manifest import Manifest

@@ -207,7 +207,7 @@ def _heal(dest: Destination, manifest: Manifest, shared: dict[int, tuple[int, in
     """Cache objects that were corrupt files now replaced get the verified bytes (see ``heal_shared``)."""
     todo = {r: ino for r, ino in shared.items() if r not in skip}
     if todo:
-        from .._dvcfiles import heal_shared
+        from ..dvcfiles import heal_shared
 
         rels, md5s = manifest.relpaths, manifest.md5s
         heal_shared(dest.root, ((dest.path(rels[r]), md5s[r], ino) for r, ino in todo.items()))
@@ -215,7 +215,7 @@ def _heal(dest: Destination, manifest: Manifest, shared: dict[int, tuple[int, in
 
 def _tell_dvc(dest: Destination) -> None:
     """Inside a DVC repository, record the verified files in DVC's state, so DVC never hashes them again."""
-    from .._dvcfiles import find_repo
+    from ..dvcfiles import find_repo
     from ..errors import DvcError
 
     try:

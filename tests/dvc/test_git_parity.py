@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from isc_kit._dvcfiles import add_to_gitignore, dvcfile_text, gitignore_entry
 from isc_kit.cli.main import main
+from isc_kit.dvcfiles import add_to_gitignore, dvcfile_text, gitignore_entry
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 ENV = {

@@ -394,8 +394,8 @@ def test_push_refuses_a_damaged_cache_object(
 
 def test_listing_reader_matches_json() -> None:
     """The compact .dir reader gives what json.loads gives: escapes, non-ASCII, and non-canonical JSON."""
-    from isc_kit._checkout import iter_listing
-    from isc_kit._dvcfiles import tree_bytes
+    from isc_kit.dvc_checkout import iter_listing
+    from isc_kit.dvcfiles import tree_bytes
 
     names = ["plain.jpg", 'quote".jpg', "back\\slash.jpg", "é/ü.jpg", "tab\t.jpg", "a b/c.jpg"]
     entries = [(n, hashlib.md5(n.encode()).hexdigest()) for n in names]

@@ -2,7 +2,7 @@
 
 Per output, entries are handled in chunks: a file already there as the right bytes (a link to
 the cache object, or a file DVC's state or a hash says is right) is left alone; a missing one is
-placed (:class:`isc_kit._checkout.Placer`); a file with other bytes is a local modification,
+placed (:class:`isc_kit.dvc_checkout.Placer`); a file with other bytes is a local modification,
 left alone unless ``force``, as ``dvc checkout`` refuses to lose changes. Every file placed or
 confirmed is recorded in DVC's state in batches (:mod:`isc_kit.dvcstate`).
 """
@@ -22,9 +22,9 @@ from .errors import UnsafePathError
 from .local import Destination, is_temp
 
 if TYPE_CHECKING:
-    from ._cachefill import CacheFill
-    from ._checkout import Placer
+    from .dvc_checkout import Placer
     from .outs import Out, PullResult
+    from .pull_cachefill import CacheFill
 
 logger = logging.getLogger(__name__)
 
