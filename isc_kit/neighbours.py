@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, InputFileError
 from .outputs import write_output
 from .progress import default_progress
 
@@ -56,48 +56,19 @@ class Hit:
     rank: int
 
 
-def _clean_name(name: str) -> str:
-    name = name.rsplit("/", 1)[-1]
-    return name[:-4] if name.endswith((".jpg", ".png")) else name
-
-
 def read_checked(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
-    """``(ids, float32 vectors)`` of a competition HDF5 file; a :class:`ConfigError` (one line) if not usable."""
-    import h5py
+    """``(ids, float32 vectors)`` of a competition HDF5 file (:func:`~isc_kit.evaluate.descriptors.read_descriptors`,
+    the one reader); a :class:`ConfigError` (one line) if not usable."""
+    from .evaluate.descriptors import read_descriptors
 
     path = Path(path)
     where = f"descriptor file {path}"
     if not path.is_file():
         raise ConfigError(f"{where}: no such file; write one with `isc-kit baseline --descriptors-out`")
     try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in ("vectors", "image_names") if k not in f]
-            if missing:
-                raise ConfigError(
-                    f"{where}: no dataset {missing[0]!r}; expected HDF5 datasets 'vectors' and 'image_names'"
-                )
-            vectors = np.asarray(f["vectors"][()])
-            raw = f["image_names"][()]
-    except OSError as err:
-        raise ConfigError(f"{where}: not a readable HDF5 file ({err})") from None
-    ids = [_clean_name(n.decode("ascii") if isinstance(n, bytes) else str(n)) for n in np.ravel(raw)]
-    if vectors.ndim != 2 or len(vectors) != len(ids):
-        raise ConfigError(f"{where}: {len(ids)} image names but vectors of shape {vectors.shape}")
-    if not np.issubdtype(vectors.dtype, np.floating):
-        raise ConfigError(f"{where}: vectors are {vectors.dtype}; write float32 vectors")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ConfigError(
-            f"{where}: {len(bad)} vector(s) hold NaN or infinite values (first: row {bad[0]}, {ids[bad[0]]}); "
-            "recompute them"
-        )
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        twice = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise ConfigError(f"{where}: image {twice} appears twice; keep one vector per image")
-    return ids, vectors
+        return read_descriptors(path)
+    except InputFileError as err:
+        raise ConfigError(f"{where}: {err.problems[0].message}") from None
 
 
 def _check_ids(path: Path, ids: Sequence[str], manifests: Mapping[str, Any]) -> None:

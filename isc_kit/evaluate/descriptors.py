@@ -99,10 +99,17 @@ def read_descriptors(path: str | Path) -> tuple[list[str], np.ndarray]:
     if not np.issubdtype(vectors.dtype, np.floating):
         raise bad(f"vectors are {vectors.dtype}, not float32")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        raise bad("vectors hold NaN or infinite values")
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        first = int(rows[0])
+        raise bad(
+            f"{len(rows)} vector(s) hold NaN or infinite values (first: row {first}, {names[first]}); recompute them"
+        )
     if len(set(names)) != len(names):
-        raise bad("an image name appears twice")
+        seen: set[str] = set()
+        twice = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise bad(f"image {twice} appears twice; keep one vector per image")
     logger.info("descriptors %s: %d x %d", path, *vectors.shape)
     return names, vectors
 
