@@ -146,7 +146,7 @@ def output_path(path: PathLike, *, make_parents: bool = False) -> Iterator[Path]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
+    fsync_path(folder)
 
 
 def check_output(path: PathLike) -> None:
@@ -257,10 +257,11 @@ def _atomic(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
+    fsync_path(folder)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_path(folder: str | os.PathLike[str]) -> None:
+    """fsync a file or folder by path, best effort (a file system that cannot is not an error)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from .errors import ChecksumMismatchError, IscKitError
 from .local import temp_name
+from .outputs import fsync_path
 
 FsyncPolicy = Literal["none", "file", "full"]
 FSYNC_POLICIES: tuple[str, ...] = ("none", "file", "full")
@@ -132,7 +133,7 @@ class Placement:
                 if self._mode is not None:
                     os.chmod(self.tmp, self._mode)
                 if self._fsync != "none":
-                    _fsync_path(self.tmp)
+                    fsync_path(self.tmp)
             name = os.path.basename(self.final)
             if self._expect_size is not None and st.st_size != self._expect_size:
                 raise SizeMismatchError(name, self._expect_size, st.st_size)
@@ -150,7 +151,7 @@ class Placement:
             self.discard()
             raise
         if self._fsync == "full":
-            _fsync_path(os.path.dirname(self.final) or ".")
+            fsync_path(os.path.dirname(self.final) or ".")
         return st
 
     def discard(self) -> None:
@@ -257,16 +258,3 @@ def md5_of_file(path: str) -> str:
     finally:
         os.close(fd)
     return h.hexdigest()
-
-
-def _fsync_path(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
