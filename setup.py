@@ -1,7 +1,8 @@
-"""Build the optional C extension ``isc_kit._md5x`` (multi-buffer MD5); metadata lives in pyproject.toml.
+"""Build the optional C extensions; metadata lives in pyproject.toml.
 
-``optional=True``: without a working C compiler the install still succeeds and
-``isc_kit.md5batch`` falls back to hashlib.
+``isc_kit._md5x`` (multi-buffer MD5) and, on POSIX, ``isc_kit._scanx`` (a folder listed and lstat'ed
+with the GIL released). ``optional=True``: without a working C compiler the install still succeeds,
+``isc_kit.md5batch`` falls back to hashlib and ``isc_kit.destination`` to ``os.scandir``.
 """
 
 import sys
@@ -11,4 +12,8 @@ from setuptools import Extension, setup
 # MSVC takes /O2 by default and rejects GCC flags; GCC and clang get -O3 (the kernels' loops unroll).
 _ARGS = [] if sys.platform == "win32" else ["-O3"]
 
-setup(ext_modules=[Extension("isc_kit._md5x", ["isc_kit/_md5x.c"], extra_compile_args=_ARGS, optional=True)])
+_EXTENSIONS = [Extension("isc_kit._md5x", ["isc_kit/_md5x.c"], extra_compile_args=_ARGS, optional=True)]
+if sys.platform != "win32":  # dirent, fstatat and POSIX threads
+    _EXTENSIONS.append(Extension("isc_kit._scanx", ["isc_kit/_scanx.c"], extra_compile_args=_ARGS, optional=True))
+
+setup(ext_modules=_EXTENSIONS)

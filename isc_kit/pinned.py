@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 import os
 import re
 from array import array
+from itertools import accumulate, islice
 
 from .catalog import ImageSet, base_bucket, get_set, valid_bucket_name
 from .columns import StrColumn
@@ -29,7 +31,9 @@ PINNED_MAGIC = "# isc-kit pinned manifest v1"
 _HEADER_KEYS = ("set", "bucket", "prefix", "fingerprint")
 _RELPATH = rb"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*"
 _ROW = re.compile(rb"([A-Z][0-9]{1,9}),(" + _RELPATH + rb"),([0-9a-f]{32})?,([0-9]{1,15})?\n")
-_BLOCK = 65_536  # rows parsed per block: bounded transient lists
+_BLOCK = 65_536  # rows joined per part by the row-by-row reader: bounded transient lists
+_DIGITS, _HEX = b"0123456789", b"0123456789abcdef"
+_BLOCK_BYTES = 1 << 20  # bytes of whole lines read per block in C: bounded transient tuples
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -154,50 +158,25 @@ def _image_set(name: str, fields: dict[str, str]) -> ImageSet:
 def _parse_rows(
     name: str, body: bytes, n_header: int, image_set: ImageSet, fields: dict[str, str]
 ) -> Manifest:
-    """Every row checked with one compiled pattern, columns built block by block."""
-    first, last = image_set.first_id.encode(), image_set.last_id.encode()
-    width = len(first)
-    problems = ProblemCollector()
-    ids, rels, md5s = _Builder(), _Builder(), _Builder()
-    sizes = array("q")
-    odd_rels: dict[bytes, int] = {}  # relpaths other than <id>.jpg -> line (checked for duplicates)
-    previous = b""
-    pos, line, end = 0, n_header, len(body)
-    match = _ROW.match
-    add_id, add_rel, add_md5, add_size = ids.add, rels.add, md5s.add, sizes.append
+    """Every row checked with one compiled pattern, columns built block by block.
+
+    A block of whole lines is read in C (``findall`` + whole-block checks: the matches tile it, ids
+    are of one width, in range and strictly increasing, relpaths are ``<id>.jpg``); a block that
+    fails any check is read again row by row, which names the line and field of each problem.
+    """
+    rows = _Rows(image_set, n_header)
+    pos, end = 0, len(body)
     while pos < end:
-        line += 1
-        m = match(body, pos)
-        if m is None:
+        cut = body.rfind(b"\n", pos, pos + _BLOCK_BYTES) + 1
+        if cut <= pos:  # a line longer than a block, or a last line with no line end
             stop = body.find(b"\n", pos)
-            stop = end if stop < 0 else stop + 1
-            _diagnose(problems, line, body[pos:stop])
-            pos = stop
-            continue
-        pos = m.end()
-        image_id, rel, md5, size = m.groups()
-        if len(image_id) != width or not first <= image_id <= last:
-            problems(
-                line,
-                "image_id",
-                image_id.decode(),
-                f"not a {image_set.name} id in {image_set.first_id}..{image_set.last_id}",
-            )
-        elif image_id <= previous:
-            what = "duplicate image_id" if image_id == previous else "rows are not sorted by image_id"
-            problems(line, "image_id", image_id.decode(), what)
-        else:
-            previous = image_id
-        if rel != image_id + b".jpg":
-            if rel in odd_rels:
-                problems(line, "relpath", rel.decode(), f"duplicate relpath (also on line {odd_rels[rel]})")
-            odd_rels[rel] = line
-        add_id(image_id)
-        add_rel(rel)
-        add_md5(md5 or b"")
-        add_size(-1 if size is None else int(size))
-    id_col, rel_col = ids.column(), rels.column()
-    _check_odd_relpaths(problems, odd_rels, id_col, rel_col, n_header)
+            cut = end if stop < 0 else stop + 1
+        if not rows.block(body, pos, cut):
+            rows.rows(body, pos, cut)
+        pos = cut
+    ids, rels = rows.ids.column(), rows.rels.column()
+    problems = rows.problems
+    _check_odd_relpaths(problems, rows.odd_rels, ids, rels, n_header)
     problems.raise_if_any(
         name, hint="the pinned manifest was edited or damaged; re-create it with `isc-kit manifest`"
     )
@@ -206,12 +185,113 @@ def _parse_rows(
         image_set.name,
         fields["bucket"],
         image_set.prefix,
-        id_col,
-        rel_col,
-        md5s.column(),
-        sizes,
+        ids,
+        rels,
+        rows.md5s.column(),
+        rows.sizes,
         "" if selection == "all" else selection,
     )
+
+
+class _Rows:
+    """The columns being built, the parse position and the problems found (see :func:`_parse_rows`)."""
+
+    def __init__(self, image_set: ImageSet, n_header: int = 0) -> None:
+        self.image_set = image_set
+        self.first, self.last = image_set.first_id.encode(), image_set.last_id.encode()
+        self.ids, self.rels, self.md5s = _Builder(), _Builder(), _Builder()
+        self.sizes = array("q")
+        self.odd_rels: dict[bytes, int] = {}  # relpaths other than <id>.jpg -> line (checked for duplicates)
+        self.problems = ProblemCollector()
+        self.previous = b""
+        self.line = n_header
+
+    def block(self, body: bytes, pos: int, cut: int) -> bool:
+        """Take the whole lines ``body[pos:cut]`` with C loops if all are well formed; False to read them row by row.
+
+        Every rule of ``_ROW`` and of :meth:`rows` is checked over whole columns: four fields per
+        line, ids of the set's letter and width, in range and strictly increasing, relpaths
+        ``<id>.jpg`` (others go to the row-by-row reader), md5s 32 hex digits or empty, sizes
+        up to 15 digits or empty.
+        """
+        n = body.count(b"\n", pos, cut)
+        # "a,b,c,d\n" -> "a,b,c,d,\n,": five tokens a line, the fifth exactly "\n" when it had four fields
+        tokens = body[pos:cut].replace(b"\n", b",\n,").split(b",")
+        tokens.pop()
+        if len(tokens) != 5 * n or tokens[4::5].count(b"\n") != n:
+            return False
+        ids, rels, md5s, sizes = tokens[0::5], tokens[1::5], tokens[2::5], tokens[3::5]
+        del tokens
+        width, letter = len(self.first), self.first[:1] * n
+        joined, jrels, jmd5s = b"".join(ids), b"".join(rels), b"".join(md5s)
+        if (
+            set(map(len, ids)) != {width}
+            or joined[0::width] != letter
+            or joined.translate(None, _DIGITS) != letter
+            or ids[0] <= self.previous
+            or ids[0] < self.first
+            or ids[-1] > self.last
+            or not all(map(operator.lt, ids, islice(ids, 1, None)))
+            or set(map(len, rels)) != {width + 4}
+            or jrels != b".jpg".join(ids) + b".jpg"  # one length each, so row for row
+            or not set(map(len, md5s)) <= {0, 32}
+            or jmd5s.translate(None, _HEX)
+            or max(map(len, sizes)) > 15
+            or b"".join(sizes).translate(None, _DIGITS)
+        ):
+            return False
+        self.ids.extend(ids, width, joined)
+        self.rels.extend(rels, width + 4, jrels)
+        self.md5s.extend(md5s, 0 if b"" in md5s else 32, jmd5s)
+        if b"" in sizes:
+            self.sizes.extend(int(s) if s else -1 for s in sizes)
+        else:
+            self.sizes.extend(map(int, sizes))
+        self.previous = ids[-1]
+        self.line += n
+        return True
+
+    def rows(self, body: bytes, pos: int, end: int) -> None:
+        """Row by row: every problem named by line and field."""
+        first, last, width = self.first, self.last, len(self.first)
+        problems, odd_rels, image_set = self.problems, self.odd_rels, self.image_set
+        match = _ROW.match
+        add_id, add_rel, add_md5, add_size = self.ids.add, self.rels.add, self.md5s.add, self.sizes.append
+        previous, line = self.previous, self.line
+        while pos < end:
+            line += 1
+            m = match(body, pos, end)
+            if m is None:
+                stop = body.find(b"\n", pos, end)
+                stop = end if stop < 0 else stop + 1
+                _diagnose(problems, line, body[pos:stop])
+                pos = stop
+                continue
+            pos = m.end()
+            image_id, rel, md5, size = m.groups()
+            if len(image_id) != width or not first <= image_id <= last:
+                problems(
+                    line,
+                    "image_id",
+                    image_id.decode(),
+                    f"not a {image_set.name} id in {image_set.first_id}..{image_set.last_id}",
+                )
+            elif image_id <= previous:
+                what = "duplicate image_id" if image_id == previous else "rows are not sorted by image_id"
+                problems(line, "image_id", image_id.decode(), what)
+            else:
+                previous = image_id
+            if rel != image_id + b".jpg":
+                if rel in odd_rels:
+                    problems(
+                        line, "relpath", rel.decode(), f"duplicate relpath (also on line {odd_rels[rel]})"
+                    )
+                odd_rels[rel] = line
+            add_id(image_id)
+            add_rel(rel)
+            add_md5(md5 or b"")
+            add_size(-1 if size is None else int(size))
+        self.previous, self.line = previous, line
 
 
 def _check_odd_relpaths(
@@ -278,6 +358,23 @@ class _Builder:
         if len(self._parts) >= _BLOCK:
             self._blocks.append(b"".join(self._parts))
             self._parts.clear()
+
+    def extend(self, values: list[bytes], width: int = 0, joined: bytes | None = None) -> None:
+        """Append a block of values at once (C loops).
+
+        ``width``: every value has this length (0: unknown); ``joined``: ``b"".join(values)``, when made already.
+        """
+        self._blocks.append(b"".join(self._parts))
+        self._parts.clear()
+        self._blocks.append(b"".join(values) if joined is None else joined)
+        end = self._end
+        if width:
+            self._offsets.extend(range(end + width, end + width * len(values) + 1, width))
+        else:
+            ends = accumulate(map(len, values), initial=end)
+            next(ends)
+            self._offsets.extend(ends)
+        self._end = self._offsets[-1]
 
     def column(self) -> StrColumn:
         self._blocks.append(b"".join(self._parts))

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 HEADER = b"# isc-kit verified v1\n"
 _LINE = re.compile(rb"[^\t\n]+\t\d{1,19}\t-?\d{1,19}\t[0-9a-f]{32}\n")
 _INT64 = 2**63
+_DIGITS, _HEX = b"0123456789", b"0123456789abcdef"
 
 
 def format_line(relpath: str, size: int, mtime_ns: int, md5: str) -> bytes:
@@ -50,6 +52,25 @@ def iter_entries(path: Path, *, raw: bool = False) -> Iterator[tuple[Any, int, i
 
     ``raw=True`` gives relpath and md5 as the file's UTF-8 bytes (no decoding: for a million lines).
     """
+    for rels, sizes, mtimes, md5s in iter_blocks(path):
+        if raw:
+            yield from zip(rels, sizes, mtimes, md5s, strict=True)
+        else:
+            for rel, size, mtime, md5 in zip(rels, sizes, mtimes, md5s, strict=True):
+                yield rel.decode("utf-8", "replace"), size, mtime, md5.decode()
+
+
+#: One block of a record's well-formed lines as columns: relpaths, sizes, mtimes (ns), md5s.
+Block = tuple[list[bytes], list[int], list[int], list[bytes]]
+
+
+def iter_blocks(path: Path, *, block_bytes: int = 1 << 20) -> Iterator[Block]:
+    """The well-formed lines, in file order, as columns per block of about ``block_bytes``; streamed.
+
+    The one reader of the format: a line counts if it matches ``relpath<TAB>size<TAB>mtime_ns<TAB>md5``
+    with sizes and mtimes in int64 (a torn last line never does). A block is checked with C loops
+    over whole columns; one with any other line is read again line by line.
+    """
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing record is an empty one
     except (FileNotFoundError, NotADirectoryError):
@@ -58,16 +79,66 @@ def iter_entries(path: Path, *, raw: bool = False) -> Iterator[tuple[Any, int, i
         if fh.readline() != HEADER:
             logger.warning("%s: not a verified record (bad header); ignoring it", path)
             return
-        match = _LINE.fullmatch
-        for line in fh:
-            if match(line):
-                rel, size, mtime, md5 = line[:-1].split(b"\t")
-                s, m = int(size), int(mtime)
-                if s < _INT64 and -_INT64 <= m < _INT64:
-                    if raw:
-                        yield rel, s, m, md5
-                    else:
-                        yield rel.decode("utf-8", "replace"), s, m, md5.decode()
+        tail = b""
+        while chunk := fh.read(block_bytes):
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            tail = data[cut:]
+            if cut:
+                columns = _block(data, cut) or _lines(data, cut)
+                if columns[0]:
+                    yield columns
+            del data, chunk
+
+
+def _block(data: bytes, cut: int) -> Block | None:
+    """``data[:cut]`` (whole lines) as columns when every line is well formed, else None."""
+    n = data.count(b"\n", 0, cut)
+    # "r\ts\tm\th\n" -> "r\ts\tm\th\t\n\t": five tokens a line, the fifth exactly "\n" when it had four fields
+    tokens = data[:cut].replace(b"\n", b"\t\n\t").split(b"\t")
+    tokens.pop()
+    if len(tokens) != 5 * n or tokens[4::5].count(b"\n") != n:
+        return None
+    rels, sizes, mtimes, md5s = tokens[0::5], tokens[1::5], tokens[2::5], tokens[3::5]
+    del tokens
+    joined_m = b"".join(mtimes)
+    if (
+        b"" in rels
+        or b"" in sizes
+        or max(map(len, sizes)) > 19
+        or b"".join(sizes).translate(None, _DIGITS)
+        or b"" in mtimes
+        or b"-" in mtimes
+        or max(map(len, mtimes)) > 19  # a 20-character "-" + 19 digits goes line by line
+        or joined_m.translate(None, _DIGITS + b"-")
+        or joined_m.count(b"-") != sum(map(bytes.startswith, mtimes, repeat(b"-")))  # "-" only in front
+        or set(map(len, md5s)) != {32}
+        or b"".join(md5s).translate(None, _HEX)
+    ):
+        return None
+    size_ints, mtime_ints = list(map(int, sizes)), list(map(int, mtimes))
+    if max(size_ints) >= _INT64 or max(mtime_ints) >= _INT64 or min(mtime_ints) < -_INT64:
+        return None
+    return rels, size_ints, mtime_ints, md5s
+
+
+def _lines(data: bytes, cut: int) -> Block:
+    """``data[:cut]`` line by line: the well-formed lines only."""
+    rels: list[bytes] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
+    md5s: list[bytes] = []
+    match = _LINE.fullmatch
+    for line in data[: cut - 1].split(b"\n"):
+        if match(line + b"\n"):
+            rel, size, mtime, md5 = line.split(b"\t")
+            s, m = int(size), int(mtime)
+            if s < _INT64 and -_INT64 <= m < _INT64:
+                rels.append(rel)
+                sizes.append(s)
+                mtimes.append(m)
+                md5s.append(md5)
+    return rels, sizes, mtimes, md5s
 
 
 class RecordWriter:
