@@ -7,7 +7,7 @@ One function, :func:`join`, two engines with one contract (the tests run both on
 - with ``ISC_KIT_JOIN=arrow`` (or ``auto``: from :data:`ARROW_MIN` entries on), Arrow's hash join in
   C (``pyarrow.compute.index_in``), faster and heavier: the
   scan's relpaths and every record line's relpath are looked up in the manifest's column at once,
-  the record is parsed by RE2 block by block (no Python object per line), and the per-row
+  the record is read by :func:`isc_kit.records.iter_blocks` (the one parser), and the per-row
   arithmetic is numpy. pyarrow and numpy are imported here, lazily, only on this path.
 
 The rules both follow: a relpath the manifest lists twice belongs to its last row; a record line
@@ -36,15 +36,12 @@ if TYPE_CHECKING:
 
     #: A verified record's well-formed lines as columns: relpaths, sizes, mtimes, md5s (strings in blocks).
     _Record = tuple[list[pa.LargeBinaryArray], np.ndarray, np.ndarray, list[pa.LargeBinaryArray]]
-    _Lines = tuple[pa.LargeBinaryArray, np.ndarray, np.ndarray, pa.LargeBinaryArray]
 
 logger = logging.getLogger(__name__)
 
 #: Manifest entries + scanned files from which the Arrow engine pays for its import (~0.3 s).
 ARROW_MIN = 50_000
 _INT64 = 2**63
-_BLOCK = 4 << 20  # record bytes parsed per step: bounded transient columns
-_RECORD_LINE = r"^(?P<rel>[^\t\n]+)\t(?P<size>\d{1,19})\t(?P<mtime>-?\d{1,19})\t(?P<md5>[0-9a-f]{32})\n$"  # records._LINE, anchored for RE2 (bytes: any byte but tab and newline in a relpath)
 
 
 def join(
@@ -207,64 +204,22 @@ def _binary(strings: list[str]) -> pa.LargeBinaryArray:
 
 
 def _read_record(path: Path) -> _Record | None:
-    """The well-formed lines of a verified record, in file order, exactly as :func:`records.iter_entries` reads them."""
+    """The well-formed lines of a verified record, in file order, as :func:`records.iter_blocks` reads them."""
     import numpy as np
+    import pyarrow as pa
 
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below; a missing record is an empty one
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     rels: list[pa.LargeBinaryArray] = []
     sizes: list[np.ndarray] = []
     mtimes: list[np.ndarray] = []
     md5s: list[pa.LargeBinaryArray] = []
-    with fh:
-        if fh.readline() != records.HEADER:
-            logger.warning("%s: not a verified record (bad header); ignoring it", path)
-            return None
-        tail = b""
-        while block := fh.read(_BLOCK):
-            block = tail + block
-            cut = block.rfind(b"\n") + 1
-            tail = block[cut:]
-            if cut:
-                for column, part in zip((rels, sizes, mtimes, md5s), _parse_lines(block, cut), strict=True):
-                    column.append(part)
-            del block
-        # what is left after the last newline is a torn line: never a verified entry
+    for block_rels, block_sizes, block_mtimes, block_md5s in records.iter_blocks(path):
+        rels.append(pa.array(block_rels, pa.large_binary()))
+        sizes.append(np.array(block_sizes, np.int64))
+        mtimes.append(np.array(block_mtimes, np.int64))
+        md5s.append(pa.array(block_md5s, pa.large_binary()))
     if not rels:
         return None
     return rels, np.concatenate(sizes), np.concatenate(mtimes), md5s
-
-
-def _parse_lines(block: bytes, cut: int) -> _Lines:
-    """The well-formed lines of ``block[:cut]`` (whole lines): RE2 checks and splits each one."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    buf = np.frombuffer(block, np.uint8, count=cut)
-    ends = np.flatnonzero(buf == 10) + 1
-    offsets = np.concatenate([np.zeros(1, np.int64), ends.astype(np.int64)])
-    lines = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
-    )
-    fields = pc.extract_regex(lines, _RECORD_LINE)
-    del lines, offsets, ends, buf
-    fields = fields.filter(fields.is_valid())
-    # \d{1,19} always fits uint64; records.iter_entries drops sizes and mtimes beyond int64
-    size = _values(fields.field("size").cast(pa.large_string()).cast(pa.uint64()), np.uint64)
-    mtime_s = fields.field("mtime").cast(pa.large_string())
-    negative = _values(pc.starts_with(mtime_s, pattern="-").cast(pa.uint8()), np.uint8) == 1
-    magnitude = _values(pc.utf8_ltrim(mtime_s, characters="-").cast(pa.uint64()), np.uint64)
-    ok = (size < _INT64) & (magnitude <= np.where(negative, _INT64, _INT64 - 1).astype(np.uint64))
-    mtime = magnitude.view(np.int64)  # 2**63 wraps to -2**63, which is what "-9223372036854775808" is
-    mtime = np.where(negative, -mtime, mtime)  # and -(-2**63) wraps back to itself
-    rel, md5 = fields.field("rel"), fields.field("md5")
-    if not ok.all():
-        keep = _indices(np.flatnonzero(ok))
-        rel, md5, size, mtime = rel.take(keep), md5.take(keep), size[ok], mtime[ok]
-    return rel, size.view(np.int64), mtime, md5
 
 
 # pyarrow's own conversions between numpy and Arrow import pandas when it is installed (~0.5 s):
