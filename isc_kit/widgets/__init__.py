@@ -1,4 +1,4 @@
-"""Notebook widgets over manifests and local trees: gallery, sampler, pair viewer, overview.
+"""Notebook widgets over manifests and local trees: gallery, sampler, pair viewer, overview, augmented pairs.
 
 Images come from a local tree (:class:`LocalImages`) or lazily from S3 through the same source
 the fetch uses (:class:`S3Images`), with thumbnails made once and cached on disk.
@@ -7,6 +7,7 @@ the fetch uses (:class:`S3Images`), with thumbnails made once and cached on disk
 from __future__ import annotations
 
 from ._sampling import UsedSample, draw_sample, use_sample
+from .augpairs import AugmentPairs
 from .embedding_map import EmbeddingMap
 from .errors import ErrorAnalysis
 from .gallery import Gallery
@@ -18,6 +19,7 @@ from .similar import Similar
 from .thumbnails import ThumbnailCache, make_thumbnail
 
 __all__ = [
+    "AugmentPairs",
     "EmbeddingMap",
     "ErrorAnalysis",
     "Gallery",
