@@ -1,254 +1,321 @@
 """The relpath join under :func:`isc_kit.local.compare`: manifest rows x the folder's scan x the verified record.
 
-One function, :func:`join`, two engines with one contract (the tests run both on the same cases):
+One function, :func:`join`, with two executions and one contract (the tests run both on the same
+cases against a plain-Python oracle):
 
-- a dict of the manifest's relpaths (UTF-8 bytes -> row), the default: standard library only, so
-  ``isc-kit fetch`` and ``verify`` start without numpy or pyarrow, and the leanest at 1M entries;
-- with ``ISC_KIT_JOIN=arrow`` (or ``auto``: from :data:`ARROW_MIN` entries on), Arrow's hash join in
-  C (``pyarrow.compute.index_in``), faster and heavier: the
-  scan's relpaths and every record line's relpath are looked up in the manifest's column at once,
-  the record is read by :func:`isc_kit.records.iter_blocks` (the one parser), and the per-row
-  arithmetic is numpy. pyarrow and numpy are imported here, lazily, only on this path.
+- ``loops``, for small folders: standard library only, so ``isc-kit fetch`` and ``verify`` start
+  without numpy. The manifest's relpaths become one dict (UTF-8 bytes -> row, built by
+  ``dict(zip(...))`` in C) and names are looked up with ``map(dict.get, ...)``, also in C.
+- ``numpy``, from :data:`VECTOR_MIN` entries on: scatter, compare and "latest line wins" as array
+  operations. When the relpaths are *numbered* (one width, differing only in digits, as every ISC
+  set's ``R000000.jpg``... are), a name's row is read from its digits through a dense table, with
+  no hashing and no Python object per name; other manifests use the dict. When the scan is handed
+  over as a callable (``compare()`` runs the C lister in a thread; it holds no GIL), the lookup is
+  built and the record read while the folder is listed.
 
 The rules both follow: a relpath the manifest lists twice belongs to its last row; a record line
-counts only if it is well formed (as :func:`isc_kit.records.iter_entries` reads it) and the latest
+counts only if it is well formed (as :func:`isc_kit.records.iter_blocks` reads it) and the latest
 line of a relpath wins; ``recorded[row]`` is 0 (no line), 1 (same size and mtime as the local file,
 the manifest's md5), 2 (same size and mtime, another md5) or 3 (the file changed since).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from array import array
+from collections.abc import Callable
+from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import records
-from .errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
+    from .columns import StrColumn
     from .destination import TreeScan
     from .manifest import Manifest
 
-    #: A verified record's well-formed lines as columns: relpaths, sizes, mtimes, md5s (strings in blocks).
-    _Record = tuple[list[pa.LargeBinaryArray], np.ndarray, np.ndarray, list[pa.LargeBinaryArray]]
-
-logger = logging.getLogger(__name__)
-
-#: Manifest entries + scanned files from which the Arrow engine pays for its import (~0.3 s).
-ARROW_MIN = 50_000
-_INT64 = 2**63
+#: Manifest entries + scanned files from which the numpy execution pays for its import (~0.1 s).
+VECTOR_MIN = 50_000
+EXECUTIONS = ("loops", "numpy")
 
 
 def join(
     manifest: Manifest,
-    tree: TreeScan,
+    scan: TreeScan | Callable[[], TreeScan],
     record_path: Path | None,
     lsize: array,
     lmtime: array,
     extra: list[str],
     *,
-    engine: str | None = None,
-) -> bytearray:
-    """Fill ``lsize``/``lmtime`` per row from the scan, list unlisted files in ``extra``; return ``recorded``.
+    execution: str | None = None,
+) -> tuple[TreeScan, bytearray]:
+    """Fill ``lsize``/``lmtime`` per row from the scan, list unlisted files in ``extra``; return the scan and ``recorded``.
 
-    ``record_path=None`` reads no record (all 0). ``engine``: ``"dict"``, ``"arrow"`` or ``"auto"`` (Arrow
-    from :data:`ARROW_MIN` entries); default ``$ISC_KIT_JOIN``, else ``"dict"``: at 1,000,000 entries
-    Arrow re-plans ~30 % faster but peaks ~120-250 MB higher (bench/RESULTS.md), and memory is the
-    budget a million-file folder is held to. Clears ``tree.rels`` (a million strings are not needed past here).
+    ``scan`` is a :class:`~isc_kit.destination.TreeScan` or a callable that waits for one.
+    ``record_path=None`` reads no record (all 0). ``execution``: ``"loops"`` or ``"numpy"`` (default:
+    numpy from :data:`VECTOR_MIN` entries). Clears the scan's ``rels`` (a million strings are not
+    needed past here).
     """
-    if engine is None:
-        engine = os.environ.get("ISC_KIT_JOIN", "").strip().lower() or "dict"
-        if engine not in ("dict", "arrow", "auto"):
-            raise ConfigError(f"ISC_KIT_JOIN={engine!r}: choose dict (the default), arrow or auto")
-    if engine == "auto":
-        engine = "arrow" if len(manifest) + len(tree.rels) >= ARROW_MIN else "dict"
-    if engine == "arrow":
-        recorded = _join_arrow(manifest, tree, record_path, lsize, lmtime, extra)
-    elif engine == "dict":
-        recorded = _join_dict(manifest, tree, record_path, lsize, lmtime, extra)
+    if execution is None:
+        execution = "numpy" if len(manifest) >= VECTOR_MIN else "loops"
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution is 'loops' or 'numpy', not {execution!r}")
+    if execution == "numpy":
+        lookup = _lookup(manifest.relpaths)
+        # the record first: it needs no scan, which may still be running
+        seen = _read_record_numpy(manifest, lookup, record_path)
+        tree = scan() if callable(scan) else scan
+        recorded = _join_numpy(lookup, tree, seen, lsize, lmtime, extra)
     else:
-        raise ValueError(f"engine is 'dict' or 'arrow', not {engine!r}")
+        tree = scan() if callable(scan) else scan
+        index = _row_index(manifest.relpaths, vector=False)
+        recorded = _join_loops(manifest, index, tree, record_path, lsize, lmtime, extra)
     tree.rels.clear()
-    return recorded
+    return tree, recorded
 
 
-def _join_dict(
+def _row_index(rels: StrColumn, *, vector: bool) -> dict[bytes, int]:
+    """UTF-8 relpath -> row; a relpath listed twice maps to its last row (``dict`` keeps the last)."""
+    data, ends = rels.data, rels.offsets
+    n = len(ends) - 1
+    if vector and n and b"\0" not in data:  # no path holds NUL: cut once in C
+        import numpy as np
+
+        joined = np.insert(np.frombuffer(data, np.uint8), np.frombuffer(ends, np.int64)[1:], 0).tobytes()
+        keys = joined.split(b"\0")
+        del joined
+        keys.pop()
+    else:
+        keys = [data[ends[i] : ends[i + 1]] for i in range(n)]
+    return dict(zip(keys, range(n), strict=True))
+
+
+def _utf8(names: list[str]) -> bytes:
+    """The scan's names as UTF-8 (undecodable ones as their own bytes), each followed by NUL: one C call."""
+    return ("\0".join(names) + "\0").encode("utf-8", "surrogateescape") if names else b""
+
+
+def _join_loops(
     manifest: Manifest,
+    index: dict[bytes, int],
     tree: TreeScan,
     record_path: Path | None,
     lsize: array,
     lmtime: array,
     extra: list[str],
 ) -> bytearray:
-    n = len(manifest)
-    rels = manifest.relpaths
-    data, ends = rels.data, rels.offsets
-    index = {data[ends[i] : ends[i + 1]]: i for i in range(n)}  # UTF-8 bytes -> row (the last of a duplicate)
     get = index.get
-    for rel, size, mtime in zip(tree.rels, tree.sizes, tree.mtimes, strict=True):
-        row = get(rel.encode("utf-8", "surrogateescape"))
-        if row is None:
+    keys = _utf8(tree.rels).split(b"\0")  # no file name holds NUL
+    keys.pop()
+    for rel, row, size, mtime in zip(
+        tree.rels, map(get, keys, repeat(-1)), tree.sizes, tree.mtimes, strict=True
+    ):
+        if row < 0:
             extra.append(rel)
         else:
             lsize[row], lmtime[row] = size, mtime
-    recorded = bytearray(n)
+    recorded = bytearray(len(manifest))
     if record_path is not None:
-        md5data, md5ends = manifest.md5s.data, manifest.md5s.offsets
-        for rel_b, size, mtime, md5_b in records.iter_entries(record_path, raw=True):
-            row = get(rel_b)
-            if row is not None:
-                if size == lsize[row] and mtime == lmtime[row]:
-                    recorded[row] = 1 if md5_b == md5data[md5ends[row] : md5ends[row + 1]] else 2
-                else:
-                    recorded[row] = 3
+        md5s = manifest.md5s
+        for rels, sizes, mtimes, md5_list in records.iter_blocks(record_path):
+            for row, size, mtime, md5 in zip(
+                map(get, rels, repeat(-1)), sizes, mtimes, md5_list, strict=True
+            ):
+                if row >= 0:
+                    if size == lsize[row] and mtime == lmtime[row]:
+                        recorded[row] = 1 if md5 == md5s.raw(row) else 2
+                    else:
+                        recorded[row] = 3
     return recorded
 
 
-def _join_arrow(
-    manifest: Manifest,
+#: Per row, the latest record line of its relpath: size (-1: no line), mtime, md5 same as the manifest's.
+_Seen = tuple["np.ndarray", "np.ndarray", "np.ndarray"]
+#: UTF-8 relpaths, each followed by NUL, and how many -> their rows as int64 (-1: not listed).
+_Lookup = Callable[[bytes, int], "np.ndarray"]
+
+
+def _lookup(rels: StrColumn) -> _Lookup:
+    """The manifest's relpath -> row function: by number when the relpaths are numbered, else the dict."""
+    import numpy as np
+
+    numbered = _Numbered.of(rels)
+    if numbered is not None:
+        return numbered.rows
+    get = _row_index(rels, vector=True).get
+    return lambda joined, count: np.fromiter(map(get, joined.split(b"\0"), repeat(-1)), np.int64, count)
+
+
+class _Numbered:
+    """Relpaths of one width that differ only in decimal digits (``R000000.jpg`` ...): a row per number.
+
+    A lookup reads each name's digit bytes as a number and the row from a dense table, with no
+    hashing and no per-name Python object touched; a name of another width or with other bytes
+    in the fixed places is not listed.
+    """
+
+    def __init__(
+        self, width: int, fixed: np.ndarray, first: np.ndarray, digits: np.ndarray, table: np.ndarray
+    ):
+        self.width, self.fixed, self.first, self.digits, self.table = width, fixed, first, digits, table
+
+    @classmethod
+    def of(cls, rels: StrColumn) -> _Numbered | None:
+        import numpy as np
+
+        n = len(rels)
+        ends = np.frombuffer(rels.offsets, np.int64)
+        width = len(rels.data) // n if n else 0
+        if not width or len(rels.data) != n * width or np.any(np.diff(ends) != width):
+            return None
+        grid = np.frombuffer(rels.data, np.uint8).reshape(n, width)
+        varies = grid.min(axis=0) != grid.max(axis=0)
+        digits = np.flatnonzero(varies)
+        if not 0 < len(digits) <= 18:
+            return None
+        cols = grid[:, digits]
+        cols -= np.uint8(48)  # a copy: bytes below "0" wrap past 9
+        if cols.max() > 9:
+            return None
+        numbers = cls._number(cols)
+        del cols
+        top = int(numbers.max())
+        if top >= 4 * n + 1024:  # sparse numbers: a table would be mostly empty
+            return None
+        table = np.full(top + 1, -1, np.int64)
+        table[numbers] = np.arange(n)
+        if np.count_nonzero(table >= 0) != n:  # a relpath listed twice: the dict knows "last row"
+            return None
+        return cls(width, np.flatnonzero(~varies), grid[0].copy(), digits, table)
+
+    @staticmethod
+    def _number(cols: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        out = np.zeros(len(cols), np.int64)
+        for k in range(cols.shape[1]):
+            out *= 10
+            out += cols[:, k]
+        return out
+
+    def rows(self, joined: bytes, count: int) -> np.ndarray:
+        import numpy as np
+
+        width, buf = self.width, np.frombuffer(joined, np.uint8)
+        grid = buf.reshape(count, width + 1) if len(buf) == count * (width + 1) else None
+        if grid is not None and not np.any(grid[:, width]):  # every name this wide: views, nothing gathered
+            which, size = None, count
+            column = grid.__getitem__
+            at: Any = slice(None)
+        else:
+            ends = np.flatnonzero(buf == 0)
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            which = np.flatnonzero(ends - starts == width)
+            del ends
+            at, size = starts[which], len(which)
+            column = buf.__getitem__
+        ok = np.ones(size, bool)
+        for j in self.fixed.tolist():
+            ok &= column((at, j) if which is None else at + j) == self.first[j]
+        number = np.zeros(size, np.int64)
+        for j in self.digits.tolist():
+            digit = column((at, j) if which is None else at + j) - np.uint8(48)  # below "0" wraps past 9
+            ok &= digit <= 9
+            number *= 10
+            number += digit
+        ok &= number < len(self.table)
+        number[~ok] = 0
+        rows = self.table[number]
+        rows[~ok] = -1
+        if which is None:
+            return rows
+        out = np.full(count, -1, np.int64)
+        out[which] = rows
+        return out
+
+
+def _joined(keys: list[bytes]) -> bytes:
+    """Record relpaths each followed by NUL; one holding NUL (never a file's name) becomes empty."""
+    joined = b"\0".join(keys) + b"\0"
+    if joined.count(b"\0") != len(keys):
+        joined = b"\0".join(b"" if b"\0" in k else k for k in keys) + b"\0"
+    return joined
+
+
+def _read_record_numpy(manifest: Manifest, lookup: _Lookup, record_path: Path | None) -> _Seen | None:
+    """The record reduced to one line per manifest row (the latest), as three dense arrays."""
+    import numpy as np
+
+    if record_path is None:
+        return None
+    n = len(manifest)
+    sizes, mtimes, same = np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+    want = _fixed_md5s(manifest.md5s)
+    for rels, block_sizes, block_mtimes, md5s in records.iter_blocks(record_path):
+        rows = lookup(_joined(rels), len(rels))
+        keep = np.flatnonzero(rows >= 0)
+        rows = rows[keep]
+        # a relpath twice in a block: its latest line is the first in the reversed block
+        rows, last = np.unique(rows[::-1], return_index=True)
+        keep = keep[::-1][last]
+        sizes[rows] = np.array(block_sizes, np.int64)[keep]
+        mtimes[rows] = np.array(block_mtimes, np.int64)[keep]
+        line_md5s = np.frombuffer(b"".join(md5s), "S32")[keep]  # records hold 32 hex digits a line
+        if want is not None:
+            same[rows] = line_md5s == want[rows]
+        else:
+            raw = manifest.md5s.raw
+            same[rows] = [m == raw(r) for m, r in zip(line_md5s.tolist(), rows.tolist(), strict=True)]
+    return sizes, mtimes, same
+
+
+def _fixed_md5s(md5s: StrColumn) -> np.ndarray | None:
+    """The manifest's md5s as fixed-width ``S32`` (b"" where unknown), or None if any is another length."""
+    import numpy as np
+
+    if len(md5s.data) == 32 * len(md5s):  # every md5 known: the column itself
+        return np.frombuffer(md5s.data, "S32")
+    lengths = np.diff(np.frombuffer(md5s.offsets, np.int64))
+    known = lengths == 32
+    if not np.all(known | (lengths == 0)):
+        return None
+    out = np.zeros(len(lengths), "S32")
+    out[known] = np.frombuffer(md5s.data, "S32")
+    return out
+
+
+def _join_numpy(
+    lookup: _Lookup,
     tree: TreeScan,
-    record_path: Path | None,
+    seen: _Seen | None,
     lsize: array,
     lmtime: array,
     extra: list[str],
 ) -> bytearray:
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    n = len(manifest)
-    recorded = bytearray(n)
-    if n == 0:
-        extra.extend(tree.rels)
-        return recorded
-    rels = _large_binary(manifest.relpaths.data, manifest.relpaths.offsets)
-    # index_in answers the first of equal values, the dict the last row: look duplicates up reversed
-    unique = n < 2 or pc.all(pc.less(rels.slice(0, n - 1), rels.slice(1))).as_py()  # strictly sorted
-    value_set = rels if unique else rels.take(_indices(np.arange(n - 1, -1, -1, dtype=np.int64)))
-    del rels
-    scanned = _binary(tree.rels)
-    tree.rels.clear()  # a million strings: the unlisted names are decoded back from ``scanned``
-    m = len(scanned)
-    rec = _read_record(record_path) if record_path is not None else None
-    probe = pa.chunked_array([scanned, *(rec[0] if rec else [])], pa.large_binary())
-    hit = pc.index_in(probe, value_set=value_set)
-    del probe, value_set
-    found = np.concatenate([np.zeros(0, bool), *(_valid(c) for c in hit.chunks)])
-    index = np.concatenate([np.zeros(0, np.int32), *(_values(c, np.int32) for c in hit.chunks)]).astype(
-        np.int64
-    )
-    rows = np.where(found, index if unique else (n - 1) - index, -1)  # -1: the manifest does not list it
-    del hit, found, index
-
+    m = len(tree.rels)
+    rows = lookup(_utf8(tree.rels), m)
+    listed = rows >= 0
     sizes, mtimes = np.frombuffer(lsize, np.int64), np.frombuffer(lmtime, np.int64)  # views: written in place
-    srow = rows[:m]
-    listed = srow >= 0
-    sizes[srow[listed]] = np.frombuffer(tree.sizes, np.int64)[listed]
-    mtimes[srow[listed]] = np.frombuffer(tree.mtimes, np.int64)[listed]
-    unlisted = np.flatnonzero(~listed).tolist()
-    if unlisted:
-        data, ends = scanned.buffers()[2].to_pybytes(), np.frombuffer(scanned.buffers()[1], np.int64).tolist()
-        extra.extend(data[ends[i] : ends[i + 1]].decode("utf-8", "surrogateescape") for i in unlisted)
-    del scanned, srow, listed
-    if rec is None:
-        return recorded
-
-    rrow = rows[m:]
-    keep = rrow >= 0
-    rrow = rrow[keep]
-    same_file = (rec[1][keep] == sizes[rrow]) & (rec[2][keep] == mtimes[rrow])
-    rmd5 = pa.chunked_array(rec[3], pa.large_binary()).take(_indices(np.flatnonzero(keep)))
-    del rec, rows, keep
-    md5s = _large_binary(manifest.md5s.data, manifest.md5s.offsets)
-    same = pc.equal(rmd5, md5s.take(_indices(rrow))).cast(pa.uint8())
-    same_md5 = np.concatenate([np.zeros(0, np.uint8), *(_values(c, np.uint8) for c in same.chunks)]) == 1
-    state = np.where(same_file, np.where(same_md5, 1, 2), 3).astype(np.uint8)
-    # the latest line of a relpath wins: the first occurrence in the reversed lines
-    last_rows, first = np.unique(rrow[::-1], return_index=True)
-    np.frombuffer(recorded, np.uint8)[last_rows] = state[::-1][first]
+    if m:
+        at = rows[listed]
+        sizes[at] = np.frombuffer(tree.sizes, np.int64)[listed]
+        mtimes[at] = np.frombuffer(tree.mtimes, np.int64)[listed]
+        del at
+    rels = tree.rels
+    extra.extend(rels[i] for i in np.flatnonzero(~listed).tolist())
+    rels.clear()  # a million strings, no longer needed
+    del rows, listed
+    recorded = bytearray(len(sizes))
+    if seen is not None:
+        rsize, rmtime, same = seen
+        state = np.frombuffer(recorded, np.uint8)  # a view: written in place
+        fresh = (rsize == sizes) & (rmtime == mtimes)
+        state[:] = 3
+        state[fresh] = 2
+        state[fresh & same] = 1
+        state[rsize < 0] = 0
     return recorded
-
-
-def _large_binary(data: bytes, offsets: array) -> pa.LargeBinaryArray:
-    """A zero-copy Arrow view of a :class:`~isc_kit.columns.StrColumn`'s two buffers."""
-    import pyarrow as pa
-
-    return pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-
-
-def _binary(strings: list[str]) -> pa.LargeBinaryArray:
-    """The scan's relpaths as an Arrow binary column (UTF-8; undecodable names as their original bytes)."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not strings:
-        return pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), 0, [None, pa.py_buffer(np.zeros(1, np.int64)), pa.py_buffer(b"")]
-        )
-    # no file name holds NUL: join on it, encode once (undecodable names back to their bytes), cut
-    joined = np.frombuffer(("\0".join(strings) + "\0").encode("utf-8", "surrogateescape"), np.uint8)
-    seps = np.flatnonzero(joined == 0)
-    offsets = np.zeros(len(seps) + 1, np.int64)
-    offsets[1:] = seps - np.arange(len(seps))  # each separator before a name shifts it by one
-    data = joined[joined != 0]
-    return pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(seps), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-
-
-def _read_record(path: Path) -> _Record | None:
-    """The well-formed lines of a verified record, in file order, as :func:`records.iter_blocks` reads them."""
-    import numpy as np
-    import pyarrow as pa
-
-    rels: list[pa.LargeBinaryArray] = []
-    sizes: list[np.ndarray] = []
-    mtimes: list[np.ndarray] = []
-    md5s: list[pa.LargeBinaryArray] = []
-    for block_rels, block_sizes, block_mtimes, block_md5s in records.iter_blocks(path):
-        rels.append(pa.array(block_rels, pa.large_binary()))
-        sizes.append(np.array(block_sizes, np.int64))
-        mtimes.append(np.array(block_mtimes, np.int64))
-        md5s.append(pa.array(block_md5s, pa.large_binary()))
-    if not rels:
-        return None
-    return rels, np.concatenate(sizes), np.concatenate(mtimes), md5s
-
-
-# pyarrow's own conversions between numpy and Arrow import pandas when it is installed (~0.5 s):
-# these go through the buffers instead, so the fetch CLI never loads it.
-
-
-def _indices(rows: np.ndarray) -> pa.Int64Array:
-    import numpy as np
-    import pyarrow as pa
-
-    rows = np.ascontiguousarray(rows, np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
-
-
-def _values(arr: pa.Array, dtype: type) -> np.ndarray:
-    """The values of a fixed-width Arrow array, as a numpy view (slots under nulls are arbitrary)."""
-    import numpy as np
-
-    return np.frombuffer(
-        arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * np.dtype(dtype).itemsize
-    )
-
-
-def _valid(arr: pa.Array) -> np.ndarray:
-    """Which slots of an Arrow array are not null, as numpy booleans."""
-    import numpy as np
-
-    bitmap = arr.buffers()[0]
-    if bitmap is None or arr.null_count == 0:
-        return np.ones(len(arr), bool)
-    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
-    return bits[arr.offset : arr.offset + len(arr)].astype(bool)

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Threads the C lister splits a large folder's ``lstat`` calls over.
 _SCAN_THREADS = min(4, os.cpu_count() or 1)
+#: The folder is listed in C with the GIL released: a scan in a thread leaves the interpreter free.
+SCAN_RELEASES_GIL = _scanx is not None
 META_DIR = ".isc-kit"
 TEMP_MARK = ".isc-part-"
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.isc-part-(?P<pid>\d+)-[0-9a-f]+$")

@@ -4,7 +4,8 @@
 (unchanged since its MD5 was checked, or hashed now), unverified (no md5 known) or corrupt.
 Fetch plans, ``verify``, ``pin``, the pipeline's metrics and the widgets all ask it. It joins
 three lists on relpath: the manifest's entries, the folder's scan and the verified record
-(:mod:`isc_kit._join`: a dict for small folders, Arrow's hash join in C for large ones).
+(:mod:`isc_kit._join`: loops over one dict of the manifest's relpaths for small folders; numpy
+for large ones, numbered relpaths found by their digits, with the folder listed in a thread meanwhile).
 
 The folder itself (paths, scan, part files, pruning, the lock) is :mod:`isc_kit.destination`;
 its names are re-exported here.
@@ -16,13 +17,17 @@ import contextlib
 import logging
 import os
 from array import array
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._hashing import hash_files
-from ._join import ARROW_MIN, join
+from ._join import VECTOR_MIN, join
 from .destination import (
     META_DIR,
+    SCAN_RELEASES_GIL,
     TEMP_MARK,
     Destination,
     TreeScan,
@@ -114,24 +119,43 @@ def compare(
     """
     dest = as_destination(dest)
     progress = as_progress(progress)
-    tree = scan if scan is not None else dest.scan()
     n = len(manifest)
-    out = LocalStatus(
+    record_path = None if rehash else dest.record_path
+    if scan is None and n >= VECTOR_MIN and SCAN_RELEASES_GIL and record_path and record_path.exists():
+        # a re-plan of a large folder: list it in C (no GIL held) while the join reads the record
+        with ThreadPoolExecutor(1, thread_name_prefix="isc-kit-scan") as pool:
+            return _compare(manifest, dest, pool.submit(dest.scan).result, record_path, jobs, progress,
+                            hash_unknown, record)  # fmt: skip
+    return _compare(
         manifest,
         dest,
-        bytearray(n),
-        array("q", [-1]) * n,
-        array("q", [0]) * n,
-        temps=tree.temps,
-        others=tree.others,
-        nested=tree.nested,
+        scan if scan is not None else dest.scan(),
+        record_path,
+        jobs,
+        progress,
+        hash_unknown,
+        record,
     )
-    if not tree.rels:
+
+
+def _compare(
+    manifest: Manifest,
+    dest: Destination,
+    scan: TreeScan | Callable[[], TreeScan],
+    record_path: Path | None,
+    jobs: int | None,
+    progress: Progress,
+    hash_unknown: bool,
+    record: bool,
+) -> LocalStatus:
+    n = len(manifest)
+    out = LocalStatus(manifest, dest, bytearray(n), array("q", [-1]) * n, array("q", [0]) * n)
+    if isinstance(scan, TreeScan) and not scan.rels:
+        out.temps, out.others, out.nested = scan.temps, scan.others, scan.nested
         return out
     # 0 no record line, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since
-    recorded = join(
-        manifest, tree, None if rehash else dest.record_path, out.local_sizes, out.local_mtimes, out.extra
-    )
+    tree, recorded = join(manifest, scan, record_path, out.local_sizes, out.local_mtimes, out.extra)
+    out.temps, out.others, out.nested = tree.temps, tree.others, tree.nested
     todo = _classify(manifest, out, recorded)
     if todo and hash_unknown:
         _hash_rows(manifest, out, todo, jobs, progress, record)
@@ -144,7 +168,7 @@ def compare(
 
 def _classify(manifest: Manifest, out: LocalStatus, recorded: bytearray) -> list[int]:
     """Set each status from sizes and the record; returns the present rows that need hashing."""
-    if len(manifest) >= ARROW_MIN:
+    if len(manifest) >= VECTOR_MIN:
         return _classify_numpy(manifest, out, recorded)
     status, lsize, sizes, md5s = out.status, out.local_sizes, manifest.sizes, manifest.md5s.offsets
     todo: list[int] = []

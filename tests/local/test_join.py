@@ -1,9 +1,10 @@
-"""The relpath join under compare(): the dict engine and the Arrow engine give one answer.
+"""The relpath join under compare(): the loops execution and the numpy one give one answer.
 
-The engines are run on the same generated cases (duplicate relpaths in the manifest, repeated and
+Both are run on the same generated cases (duplicate relpaths in the manifest, repeated and
 malformed record lines, files the manifest does not list, unicode and undecodable names, empty
-sides, one entry); a plain-Python statement of the rules is the oracle for both. compare() itself
-is then run through the large-manifest path (Arrow join + numpy classification) on real files.
+sides, one entry, numbered relpaths that take the by-number lookup and near-misses of it); a
+plain-Python statement of the rules is the oracle for both. compare() itself is then run through
+the large-manifest path (scan in a thread, numpy join and classification) on real files.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from isc_kit import _join, local, records
 from isc_kit.local import CORRUPT, MISSING, UNVERIFIED, VERIFIED, Destination, TreeScan, compare
 from isc_kit.manifest import Manifest
 
-ENGINES = ("dict", "arrow")
+EXECUTIONS = _join.EXECUTIONS
 NAMES = ("R000000.jpg", "a/b.jpg", "é.jpg", "日本/写真.jpg", "x y.jpg", "R000001.jpg")
 FILE_NAMES = (*NAMES, "\udcff.jpg")  # a file name that is not UTF-8 (as os.fsdecode gives it)
 MD5S = (hashlib.md5(b"a").hexdigest(), hashlib.md5(b"b").hexdigest(), "")
@@ -72,13 +73,16 @@ def _oracle(manifest: Manifest, files: dict[str, tuple[int, int]], record: list[
     return lsize, lmtime, sorted(extra), recorded
 
 
-def _run(engine: str | None, manifest: Manifest, files: dict[str, tuple[int, int]], record_path: Path | None):
+def _run(
+    execution: str | None, manifest: Manifest, files: dict[str, tuple[int, int]], record_path: Path | None
+):
     n = len(manifest)
     tree = TreeScan(
         list(files), array("q", (s for s, _ in files.values())), array("q", (m for _, m in files.values()))
     )
     lsize, lmtime, extra = array("q", [-1]) * n, array("q", [0]) * n, []
-    recorded = _join.join(manifest, tree, record_path, lsize, lmtime, extra, engine=engine)
+    returned, recorded = _join.join(manifest, tree, record_path, lsize, lmtime, extra, execution=execution)
+    assert returned is tree
     assert tree.rels == []  # the scan's strings are let go
     return list(lsize), list(lmtime), sorted(extra), list(recorded)
 
@@ -110,57 +114,65 @@ record_line = st.one_of(
     lines=st.none() | st.lists(record_line, max_size=10),
     torn=st.booleans(),
 )
-def test_both_engines_agree_with_the_rules(tmp_path_factory, rows, files, lines, torn) -> None:
+def test_both_executions_agree_with_the_rules(tmp_path_factory, rows, files, lines, torn) -> None:
     manifest = _manifest(rows)
     path = None
     if lines is not None:
         body = lines + ([b"R000000.jpg\t1\t1\t" + MD5S[0].encode()] if torn else [])  # a torn last line
         path = _write_record(tmp_path_factory.mktemp("rec") / "r.verified", body)
     want = _oracle(manifest, files, lines)
-    for engine in ENGINES:
-        assert _run(engine, manifest, files, path) == want, engine
+    for execution in EXECUTIONS:
+        assert _run(execution, manifest, files, path) == want, execution
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_duplicate_relpath_belongs_to_the_last_row_and_the_latest_record_line_wins(tmp_path, engine) -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_duplicate_relpath_belongs_to_the_last_row_and_the_latest_record_line_wins(
+    tmp_path, execution
+) -> None:
     manifest = _manifest([("a.jpg", MD5S[0], 1), ("a.jpg", MD5S[0], 1), ("b.jpg", MD5S[1], 1)])
     record = _write_record(
         tmp_path / "r",
         [_line("a.jpg", 1, 5, MD5S[1]), _line("a.jpg", 1, 5, MD5S[0]), _line("b.jpg", 1, 5, MD5S[1]),
          _line("b.jpg", 1, 4, MD5S[1])],
     )  # fmt: skip
-    lsize, _, extra, recorded = _run(engine, manifest, {"a.jpg": (1, 5), "b.jpg": (1, 5)}, record)
+    lsize, _, extra, recorded = _run(execution, manifest, {"a.jpg": (1, 5), "b.jpg": (1, 5)}, record)
     assert lsize == [-1, 1, 1]
     assert recorded == [0, 1, 3]  # a: its latest line names its md5; b: its latest line is stale
     assert extra == []
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_empty_sides_and_one_entry(tmp_path, engine) -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_empty_sides_and_one_entry(tmp_path, execution) -> None:
     empty = _manifest([])
-    assert _run(engine, empty, {"x.jpg": (1, 1)}, None) == ([], [], ["x.jpg"], [])
+    assert _run(execution, empty, {"x.jpg": (1, 1)}, None) == ([], [], ["x.jpg"], [])
     one = _manifest([("é.jpg", MD5S[0], 1)])
-    assert _run(engine, one, {}, None) == ([-1], [0], [], [0])
+    assert _run(execution, one, {}, None) == ([-1], [0], [], [0])
     record = _write_record(tmp_path / "r", [_line("é.jpg", 1, 7, MD5S[0])])
-    assert _run(engine, one, {"é.jpg": (1, 7)}, record) == ([1], [7], [], [1])
+    assert _run(execution, one, {"é.jpg": (1, 7)}, record) == ([1], [7], [], [1])
     bad_header = _write_record(tmp_path / "bad", [_line("é.jpg", 1, 7, MD5S[0])], header=b"# other\n")
-    assert _run(engine, one, {"é.jpg": (1, 7)}, bad_header) == ([1], [7], [], [0])
-    assert _run(engine, one, {"é.jpg": (1, 7)}, tmp_path / "absent") == ([1], [7], [], [0])
+    assert _run(execution, one, {"é.jpg": (1, 7)}, bad_header) == ([1], [7], [], [0])
+    assert _run(execution, one, {"é.jpg": (1, 7)}, tmp_path / "absent") == ([1], [7], [], [0])
 
 
-def test_an_unknown_engine_is_refused() -> None:
-    with pytest.raises(ValueError, match="engine"):
+def test_an_unknown_execution_is_refused() -> None:
+    with pytest.raises(ValueError, match="execution"):
         _join.join(
-            _manifest([]), TreeScan([], array("q"), array("q")), None, array("q"), array("q"), [], engine="x"
+            _manifest([]),
+            TreeScan([], array("q"), array("q")),
+            None,
+            array("q"),
+            array("q"),
+            [],
+            execution="x",
         )
 
 
 @pytest.mark.parametrize("large", [False, True])
 def test_compare_on_files_through_either_path(tmp_path, monkeypatch, large) -> None:
-    """compare() end to end: the large-manifest path (Arrow join, numpy rules) is the small one's twin."""
+    """compare() end to end: the large-manifest path (threaded scan, numpy join) is the small one's twin."""
     if large:
-        monkeypatch.setattr(_join, "ARROW_MIN", 0)
-        monkeypatch.setattr(local, "ARROW_MIN", 0)
+        monkeypatch.setattr(_join, "VECTOR_MIN", 0)
+        monkeypatch.setattr(local, "VECTOR_MIN", 0)
     root = tmp_path / "dest"
     (root / "日本").mkdir(parents=True)
     good, other = b"good", b"othr"
@@ -189,14 +201,56 @@ def test_compare_on_files_through_either_path(tmp_path, monkeypatch, large) -> N
     assert status.extra == sorted(["extra.jpg", os.fsdecode(b"\xff.jpg")])
 
 
-def test_the_join_engine_comes_from_the_environment_and_a_wrong_one_is_one_line(
-    tmp_path, monkeypatch
-) -> None:
-    from isc_kit.errors import ConfigError
+NUMBERED = tuple(f"R{i:06d}.jpg" for i in (0, 1, 2, 3, 13, 31, 100))
+NEAR_MISSES = (
+    "R0000001.jpg",
+    "R00000a.jpg",
+    "R00003.jpg",
+    "S000001.jpg",
+    "R000001.png",
+    "R000103.jpg",
+    "R00001١.jpg",
+)
 
-    manifest = Manifest.from_rows("query", "b", "p/", [("Q00000", "Q00000.jpg", "0" * 32, 1)])
-    monkeypatch.setenv("ISC_KIT_JOIN", "arrow")
-    assert _run(None, manifest, {}, None) == _run("dict", manifest, {}, None)
-    monkeypatch.setenv("ISC_KIT_JOIN", "hash")
-    with pytest.raises(ConfigError, match="ISC_KIT_JOIN='hash': choose dict"):
-        _run(None, manifest, {}, None)
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.sampled_from(NUMBERED), max_size=7),
+    sparse=st.booleans(),
+    files=st.dictionaries(st.sampled_from(NUMBERED + NEAR_MISSES), file_, max_size=8),
+    lines=st.lists(
+        st.builds(_line, st.sampled_from(NUMBERED + NEAR_MISSES), st.integers(0, 3), st.integers(-2, 2),
+                  st.sampled_from(MD5S[:2]))
+        | st.just(b"R000\x00001.jpg\t1\t1\t" + MD5S[0].encode() + b"\n"),
+        max_size=10,
+    ),
+)  # fmt: skip
+def test_numbered_relpaths_are_looked_up_by_number_with_the_same_answer(
+    tmp_path_factory, rows, sparse, files, lines
+) -> None:
+    """ISC-style names take the by-number lookup; widths, letters and other stems in them are not listed."""
+    if sparse:
+        rows = [*rows, "R987654.jpg"]  # numbers too far apart for a table: the dict instead
+    manifest = _manifest([(rel, MD5S[i % 2], 1) for i, rel in enumerate(rows)])
+    numbered = _join._Numbered.of(manifest.relpaths)
+    if rows and len(set(rows)) == len(rows) and not sparse and len(rows) > 1:
+        assert numbered is not None  # the case under test really takes the fast lookup
+    if len(set(rows)) != len(rows) or sparse:
+        assert numbered is None  # duplicates ("last row wins") and sparse numbers go to the dict
+    path = _write_record(tmp_path_factory.mktemp("rec") / "r.verified", lines)
+    want = _oracle(manifest, files, lines)
+    for execution in EXECUTIONS:
+        assert _run(execution, manifest, files, path) == want, execution
+
+
+def test_one_name_wide_of_the_rest_is_gathered_not_viewed() -> None:
+    """The by-number lookup over names of mixed widths reads each at its own offset."""
+    manifest = _manifest([(rel, MD5S[0], 1) for rel in NUMBERED])
+    numbered = _join._Numbered.of(manifest.relpaths)
+    assert numbered is not None
+    names = ["R000013.jpg", "R0000013.jpg", "", "R000100.jpg", "R000002.jpg"]
+    joined = b"".join(n.encode() + b"\0" for n in names)
+    assert numbered.rows(joined, len(names)).tolist() == [4, -1, -1, 6, 2]
+    same_width = ["R000031.jpg", "R000032.jpg", "R000003.jpg"]
+    joined = b"".join(n.encode() + b"\0" for n in same_width)
+    assert numbered.rows(joined, len(same_width)).tolist() == [5, -1, 3]
