@@ -3,7 +3,9 @@ the density of all points, and which points a box or lasso holds (see :mod:`.emb
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,25 +17,35 @@ from ._map_canvas import DENSITY_BINS
 METHODS = ("auto", "pca", "umap")
 UMAP_AUTO_LIMIT = 200_000
 UMAP_FIT_LIMIT = 50_000
+UMAP_MIN_POINTS = 16  # UMAP's 15 nearest neighbours, and the point itself
 MIN_PER_CLASS = 500
 _CHUNK = 100_000
 
+logger = logging.getLogger(__name__)
 
-def project(vectors: np.ndarray, method: str = "auto", *, seed: int = 0) -> tuple[np.ndarray, str]:
-    """``(n x 2 float32 coordinates, method used)``: PCA (numpy) or UMAP (see the module doc)."""
+
+def project(vectors: np.ndarray, method: str = "pca", *, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``(n x 2 float32 coordinates, method used)``: PCA (numpy) or UMAP (see :mod:`.embedding_map`).
+
+    Fewer than :data:`UMAP_MIN_POINTS` points have no neighbourhood graph to speak of: PCA, and it says so.
+    """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     n = len(vectors)
     if method in ("auto", "umap"):
         try:
-            import umap  # type: ignore[import-not-found]
+            with warnings.catch_warnings():  # umap warns (ImportWarning) when TensorFlow is absent: not ours
+                warnings.simplefilter("ignore", ImportWarning)
+                import umap  # type: ignore[import-not-found]
         except ImportError:
             if method == "umap":
                 raise ConfigError(
                     "method='umap' needs umap-learn: pip install 'isc-kit[umap]' (or use method='pca')"
                 ) from None
         else:
-            if method == "umap" or n <= UMAP_AUTO_LIMIT:
+            if n < UMAP_MIN_POINTS:
+                logger.info("%d points are too few for UMAP (at least %d): PCA", n, UMAP_MIN_POINTS)
+            elif method == "umap" or n <= UMAP_AUTO_LIMIT:
                 return _umap(umap, vectors, seed), "umap"
     return _pca(vectors), "pca"
 

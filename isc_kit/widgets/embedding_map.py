@@ -1,10 +1,11 @@
 """The embedding map: descriptors projected to 2-D, drawn as a scatter to hover, colour and select.
 
 Projection (:func:`project`): PCA by default (numpy: the covariance is accumulated in chunks, so a
-million 256-d rows cost one pass and a 256×256 eigen-decomposition); UMAP when ``umap-learn`` is
-installed (the ``umap`` extra) and ``method="umap"`` or ``"auto"`` with at most
-:data:`UMAP_AUTO_LIMIT` points; above :data:`UMAP_FIT_LIMIT` it is fitted on a seeded sample and the
-rest is transformed.
+million 256-d rows cost one pass and a 256×256 eigen-decomposition), so the same descriptors give the
+same map on every teammate's machine whatever else is installed. ``method="umap"`` needs ``umap-learn``
+(the ``umap`` extra); ``"auto"`` takes UMAP when it is installed and there are at most
+:data:`UMAP_AUTO_LIMIT` points, PCA otherwise. Above :data:`UMAP_FIT_LIMIT` points UMAP is fitted on a
+seeded sample and transforms the rest; the map's heading names the method used.
 
 Drawing a million points without freezing the browser: the browser gets (1) a 2-D histogram of *all*
 points (:data:`DENSITY_BINS`² counts, log-scaled to one byte each, drawn as a shaded background) and
@@ -102,7 +103,7 @@ class EmbeddingMap(widgets.VBox):
         ground_truth: GroundTruth | None = None,
         errors: Any = None,
         gallery: Any = None,
-        method: str = "auto",
+        method: str = "pca",
         max_points: int = 20_000,
         seed: int = 0,
         thumbnails: ThumbnailCache | None = None,
