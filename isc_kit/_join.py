@@ -55,7 +55,7 @@ def join(
 
     ``scan`` is a :class:`~isc_kit.destination.TreeScan` or a callable that waits for one.
     ``record_path=None`` reads no record (all 0). ``execution``: ``"loops"`` or ``"numpy"`` (default:
-    numpy from :data:`VECTOR_MIN` entries). Clears the scan's ``rels`` (a million strings are not
+    numpy from :data:`VECTOR_MIN` entries). Releases the scan's names (a million of them are not
     needed past here).
     """
     if execution is None:
@@ -72,7 +72,7 @@ def join(
         tree = scan() if callable(scan) else scan
         index = _row_index(manifest.relpaths, vector=False)
         recorded = _join_loops(manifest, index, tree, record_path, lsize, lmtime, extra)
-    tree.rels.clear()
+    tree.release()
     return tree, recorded
 
 
@@ -92,11 +92,6 @@ def _row_index(rels: StrColumn, *, vector: bool) -> dict[bytes, int]:
     return dict(zip(keys, range(n), strict=True))
 
 
-def _utf8(names: list[str]) -> bytes:
-    """The scan's names as UTF-8 (undecodable ones as their own bytes), each followed by NUL: one C call."""
-    return ("\0".join(names) + "\0").encode("utf-8", "surrogateescape") if names else b""
-
-
 def _join_loops(
     manifest: Manifest,
     index: dict[bytes, int],
@@ -107,7 +102,7 @@ def _join_loops(
     extra: list[str],
 ) -> bytearray:
     get = index.get
-    keys = _utf8(tree.rels).split(b"\0")  # no file name holds NUL
+    keys = tree.names_utf8().split(b"\0")  # no file name holds NUL
     keys.pop()
     for rel, row, size, mtime in zip(
         tree.rels, map(get, keys, repeat(-1)), tree.sizes, tree.mtimes, strict=True
@@ -296,8 +291,8 @@ def _join_numpy(
 ) -> bytearray:
     import numpy as np
 
-    m = len(tree.rels)
-    rows = lookup(_utf8(tree.rels), m)
+    m = len(tree)
+    rows = lookup(tree.names_utf8(), m)
     listed = rows >= 0
     sizes, mtimes = np.frombuffer(lsize, np.int64), np.frombuffer(lmtime, np.int64)  # views: written in place
     if m:
@@ -305,9 +300,11 @@ def _join_numpy(
         sizes[at] = np.frombuffer(tree.sizes, np.int64)[listed]
         mtimes[at] = np.frombuffer(tree.mtimes, np.int64)[listed]
         del at
-    rels = tree.rels
-    extra.extend(rels[i] for i in np.flatnonzero(~listed).tolist())
-    rels.clear()  # a million strings, no longer needed
+    unlisted = np.flatnonzero(~listed).tolist()
+    if unlisted:  # rare: only then are the names decoded
+        rels = tree.rels
+        extra.extend(rels[i] for i in unlisted)
+    tree.release()  # a million names, no longer needed
     del rows, listed
     recorded = bytearray(len(sizes))
     if seen is not None:

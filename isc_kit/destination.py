@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 import time
 from array import array
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 _SCAN_THREADS = min(4, os.cpu_count() or 1)
 #: The folder is listed in C with the GIL released: a scan in a thread leaves the interpreter free.
 SCAN_RELEASES_GIL = _scanx is not None
+#: The lister's bytes are the names' UTF-8 (as the join reads them): a flat scan may keep them as they are.
+_FLAT_NAMES = _scanx is not None and sys.getfilesystemencoding() == "utf-8"
 META_DIR = ".isc-kit"
 TEMP_MARK = ".isc-part-"
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.isc-part-(?P<pid>\d+)-[0-9a-f]+$")
@@ -52,17 +55,43 @@ def is_temp(name: str) -> bool:
 
 @dataclass
 class TreeScan:
-    """Regular files below a folder (relpath, size, mtime_ns) and what was set aside."""
+    """Regular files below a folder (relpath, size, mtime_ns) and what was set aside.
 
-    rels: list[str]
+    A flat folder listed in C keeps its names as the lister's one buffer (``joined``: UTF-8, each name
+    followed by NUL) and decodes them into :attr:`rels` only when asked: the 1M join reads the buffer,
+    and a million ``str`` (~68 MB) are never made.
+    """
+
+    _rels: list[str] | None
     sizes: array  # int64
     mtimes: array  # int64, st_mtime_ns
     temps: list[str] = field(default_factory=list)  # isc-kit part files
     others: list[str] = field(default_factory=list)  # symlinks, FIFOs, devices, sockets: never followed
     nested: list[str] = field(default_factory=list)  # folders that are destinations of their own
+    joined: bytes | None = None
+
+    @property
+    def rels(self) -> list[str]:
+        """The relpaths, in the order of ``sizes`` and ``mtimes``."""
+        if self._rels is None:
+            names = os.fsdecode(self.joined or b"").split("\0")
+            names.pop()
+            self._rels, self.joined = names, None
+        return self._rels
+
+    def names_utf8(self) -> bytes:
+        """The relpaths as UTF-8 (undecodable ones as their own bytes), each followed by NUL."""
+        if self._rels is None:
+            return self.joined or b""
+        names = self._rels
+        return ("\0".join(names) + "\0").encode("utf-8", "surrogateescape") if names else b""
+
+    def release(self) -> None:
+        """Let the names go (sizes and mtimes stay)."""
+        self._rels, self.joined = [], None
 
     def __len__(self) -> int:
-        return len(self.rels)
+        return len(self.sizes)
 
 
 class Destination:
@@ -148,7 +177,15 @@ class Destination:
         while stack:
             prefix, folder = stack.pop()
             try:
-                names, sizes, mtimes, entries = list_folder(folder)
+                if not prefix and _FLAT_NAMES:
+                    joined, sizes, mtimes, entries = _list_folder_c(folder)
+                    if TEMP_MARK.encode() not in joined:  # the usual case: the names stay one buffer
+                        scan = TreeScan(None, sizes, mtimes, joined=joined)
+                        names = []
+                    else:
+                        names = _split(joined)
+                else:
+                    names, sizes, mtimes, entries = list_folder(folder)
             except FileNotFoundError:
                 continue
             except NotADirectoryError:
@@ -158,9 +195,10 @@ class Destination:
                 scan.temps.extend(prefix + name for name in names if is_temp(name))
                 names = [names[i] for i in keep]
                 sizes, mtimes = array("q", (sizes[i] for i in keep)), array("q", (mtimes[i] for i in keep))
-            scan.rels.extend([prefix + name for name in names] if prefix else names)
-            scan.sizes.extend(sizes)
-            scan.mtimes.extend(mtimes)
+            if names:
+                scan.rels.extend([prefix + name for name in names] if prefix else names)
+                scan.sizes.extend(sizes)
+                scan.mtimes.extend(mtimes)
             for kind, name in entries:
                 rel = prefix + name
                 if kind != "d":
@@ -264,18 +302,26 @@ def list_folder(folder: str) -> tuple[list[str], array, array, list[tuple[str, s
     """
     if _scanx is None:
         return _list_folder_py(folder)
-    raw_files, raw_sizes, raw_mtimes, raw_others = _scanx.scan_dir(folder, _SCAN_THREADS)
+    joined, sizes, mtimes, entries = _list_folder_c(folder)
+    return _split(joined), sizes, mtimes, entries
+
+
+def _list_folder_c(folder: str) -> tuple[bytes, array, array, list[tuple[str, str]]]:
+    """:func:`list_folder` by ``_scanx``, the files' names left as its buffer (each followed by NUL)."""
+    joined, raw_sizes, raw_mtimes, raw_others = _scanx.scan_dir(folder, _SCAN_THREADS)
     sizes, mtimes = array("q"), array("q")
     sizes.frombytes(raw_sizes)
     mtimes.frombytes(raw_mtimes)
-    del raw_sizes, raw_mtimes
-    text = os.fsdecode(raw_files)
-    del raw_files  # one copy of a million names at a time
-    names = text.split("\0")
-    del text
-    names.pop()
     entries = [(other[0], other[1:]) for other in os.fsdecode(raw_others).split("\0")[:-1]]
-    return names, sizes, mtimes, entries
+    return joined, sizes, mtimes, entries
+
+
+def _split(joined: bytes) -> list[str]:
+    text = os.fsdecode(joined)
+    del joined  # one copy of a million names at a time (the caller's goes when it drops it)
+    names = text.split("\0")
+    names.pop()
+    return names
 
 
 def _list_folder_py(folder: str) -> tuple[list[str], array, array, list[tuple[str, str]]]:

@@ -150,7 +150,7 @@ def _compare(
 ) -> LocalStatus:
     n = len(manifest)
     out = LocalStatus(manifest, dest, bytearray(n), array("q", [-1]) * n, array("q", [0]) * n)
-    if isinstance(scan, TreeScan) and not scan.rels:
+    if isinstance(scan, TreeScan) and not len(scan):
         out.temps, out.others, out.nested = scan.temps, scan.others, scan.nested
         return out
     # 0 no record line, 1 same bytes as the manifest's md5, 2 other md5, 3 changed since

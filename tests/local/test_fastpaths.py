@@ -17,6 +17,7 @@ import pytest
 
 from isc_kit import destination, records
 from isc_kit.catalog import get_set
+from isc_kit.destination import Destination
 from isc_kit.pinned import _Rows
 
 MD5 = hashlib.md5(b"x").hexdigest().encode()
@@ -143,3 +144,41 @@ def test_the_c_lister_lists_a_folder_as_os_scandir_does(tmp_path, monkeypatch) -
         destination.list_folder(str(root / "absent"))
     with pytest.raises(NotADirectoryError):
         destination.list_folder(str(root / "R000001.jpg"))
+
+
+@pytest.mark.skipif(not destination._FLAT_NAMES, reason="the C lister was not built (or names are not UTF-8)")
+def test_a_flat_scan_keeps_the_names_as_one_buffer_and_reads_as_the_python_scan(tmp_path) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    for i in range(300):
+        (root / f"R{i:06d}.jpg").write_bytes(b"x" * (i % 5))
+    (root / os.fsdecode(b"\xff.jpg")).write_bytes(b"y")  # undecodable: its own bytes, either way
+
+    def rows(scan):
+        return sorted(zip(scan.rels, scan.sizes, scan.mtimes, strict=True)), sorted(scan.temps)
+
+    def both():
+        fast = Destination(root).scan()
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(destination, "_FLAT_NAMES", False)
+            m.setattr(destination, "_scanx", None)
+            slow = Destination(root).scan()
+        return fast, slow
+
+    fast, slow = both()
+    assert fast.joined is not None  # a flat folder: no str per name was made
+    assert len(fast) == 301
+    assert fast.names_utf8() == slow.names_utf8()
+    assert rows(fast) == rows(slow)
+    assert fast.joined is None  # asked for, the names were decoded once
+    (root / destination.temp_name("R000001.jpg")).write_bytes(b"part")
+    fast, slow = both()
+    assert rows(fast) == rows(slow)
+    assert len(fast.temps) == 1  # the part file set aside, not listed
+    assert len(fast) == 301
+    (root / "sub").mkdir()
+    (root / "sub" / "x.jpg").write_bytes(b"zz")
+    fast, slow = both()
+    assert rows(fast) == rows(slow)
+    assert ("sub/x.jpg", 2) in [(r, s) for r, s, _ in rows(fast)[0]]
+    assert len(fast) == 302

@@ -76,15 +76,28 @@ def _oracle(manifest: Manifest, files: dict[str, tuple[int, int]], record: list[
 def _run(
     execution: str | None, manifest: Manifest, files: dict[str, tuple[int, int]], record_path: Path | None
 ):
-    n = len(manifest)
-    tree = TreeScan(
-        list(files), array("q", (s for s, _ in files.values())), array("q", (m for _, m in files.values()))
-    )
-    lsize, lmtime, extra = array("q", [-1]) * n, array("q", [0]) * n, []
-    returned, recorded = _join.join(manifest, tree, record_path, lsize, lmtime, extra, execution=execution)
-    assert returned is tree
-    assert tree.rels == []  # the scan's strings are let go
-    return list(lsize), list(lmtime), sorted(extra), list(recorded)
+    """The join of a scan of ``files``; the same whether the scan holds its names as ``str`` or as the C
+    lister's one NUL-terminated buffer (a flat folder)."""
+    results = []
+    for flat in (False, True):
+        n = len(manifest)
+        sizes = array("q", (s for s, _ in files.values()))
+        mtimes = array("q", (m for _, m in files.values()))
+        if flat:
+            joined = b"".join(os.fsencode(name) + b"\0" for name in files)
+            tree = TreeScan(None, sizes, mtimes, joined=joined)
+        else:
+            tree = TreeScan(list(files), sizes, mtimes)
+        lsize, lmtime, extra = array("q", [-1]) * n, array("q", [0]) * n, []
+        returned, recorded = _join.join(
+            manifest, tree, record_path, lsize, lmtime, extra, execution=execution
+        )
+        assert returned is tree
+        assert tree.rels == []  # the scan's names are let go
+        assert tree.joined is None
+        results.append((list(lsize), list(lmtime), sorted(extra), list(recorded)))
+    assert results[0] == results[1]
+    return results[0]
 
 
 rel_ = st.sampled_from(NAMES)
