@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,21 +111,41 @@ def _run(cmd: list[str], env: dict[str, str], expect: int, dest: Path) -> float:
     os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    threads: dict[str, float] = {}
+    sampler = threading.Thread(target=_sample_threads, args=(proc, threads), daemon=True)
+    sampler.start()
+    _out, stderr = proc.communicate(timeout=1800)
     seconds = time.perf_counter() - t0
+    sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     user, sys_ = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    busiest = sorted(threads.values(), reverse=True)[:4]
     print(  # CPU-seconds are comparable on a loaded machine where wall-clock is not
         f"  {Path(cmd[0]).name} {' '.join(cmd[1:3])}: {seconds:.2f} s wall, "
-        f"{user:.2f} user + {sys_:.2f} sys = {user + sys_:.2f} CPU-s ({(user + sys_) / seconds:.2f} cores)",
+        f"{user:.2f} user + {sys_:.2f} sys = {user + sys_:.2f} CPU-s ({(user + sys_) / seconds:.2f} cores); "
+        f"busiest of {len(threads)} threads: {', '.join(f'{c:.2f}' for c in busiest)} CPU-s",
         file=sys.stderr,
     )
     got = sum(1 for _ in dest.rglob("*.jpg")) if dest.exists() else 0
     if proc.returncode != 0 or got != expect:
-        raise RuntimeError(
-            f"{cmd[0]} failed (exit {proc.returncode}, {got}/{expect} files): {proc.stderr[-500:]}"
-        )
+        raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}, {got}/{expect} files): {stderr[-500:]}")
     return seconds
+
+
+def _sample_threads(proc: subprocess.Popen[str], cpu: dict[str, float]) -> None:
+    """CPU-seconds (user + sys) of each thread of ``proc``, read from /proc every 10 ms until it exits
+    (a thread's last <10 ms may be missed): shows whether one thread is the bottleneck."""
+    tick = os.sysconf("SC_CLK_TCK")
+    tasks = Path(f"/proc/{proc.pid}/task")
+    while proc.poll() is None:
+        for stat in tasks.glob("*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            cpu[stat.parent.name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        time.sleep(0.01)
 
 
 class RunFolders:
