@@ -74,9 +74,7 @@ class TreeScan:
     def rels(self) -> list[str]:
         """The relpaths, in the order of ``sizes`` and ``mtimes``."""
         if self._rels is None:
-            names = os.fsdecode(self.joined or b"").split("\0")
-            names.pop()
-            self._rels, self.joined = names, None
+            self._rels, self.joined = _split(self.joined or b""), None
         return self._rels
 
     def names_utf8(self) -> bytes:
@@ -317,9 +315,8 @@ def _list_folder_c(folder: str) -> tuple[bytes, array, array, list[tuple[str, st
 
 
 def _split(joined: bytes) -> list[str]:
-    text = os.fsdecode(joined)
-    del joined  # one copy of a million names at a time (the caller's goes when it drops it)
-    names = text.split("\0")
+    """The lister's buffer (each name followed by NUL) as names, undecodable bytes surrogate-escaped."""
+    names = os.fsdecode(joined).split("\0")
     names.pop()
     return names
 
