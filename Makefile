@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile setup.py isc_kit/_md5x.c isc_kit/_scanx.c | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile setup.py isc_kit/_md5x.c isc_kit/_scanx.c isc_kit/_placex.c | cksum | cut -d' ' -f1)
 SCALE ?= demo
 
 .PHONY: setup nbfilter demo test docs lint bench clean

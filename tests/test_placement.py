@@ -104,3 +104,69 @@ def test_place_folder_keeps_the_first_finished_tree(tmp_path):
     assert place_folder(first, final) is True
     assert place_folder(second, final) is False
     assert (final / "x").read_text() == "t1"
+
+
+# place_many: the fetch's batch placement, in C (isc_kit._placex) or its Python twin
+
+
+@pytest.fixture(params=["c", "python"])
+def place_many(request, monkeypatch):
+    from isc_kit import placement
+
+    if request.param == "python":
+        monkeypatch.setattr(placement, "_placex", None)
+    elif placement._placex is None:
+        if os.environ.get("CI"):
+            pytest.fail("isc_kit._placex is not built: the fetch would lose its fast placement")
+        pytest.skip("isc_kit._placex is not built here")
+    return placement.place_many
+
+
+def test_place_many_places_every_buffer_and_reports_its_stat(tmp_path, place_many):
+    bodies = [b"", b"abc", bytearray(DATA), memoryview(DATA)[5:900]]
+    jobs = [(str(tmp_path / f".f{i}.isc-part-1-t"), str(tmp_path / f"f{i}"), b) for i, b in enumerate(bodies)]
+    results = place_many(jobs)
+    assert _names(tmp_path) == ["f0", "f1", "f2", "f3"]  # no temp left
+    for (_tmp, final, body), placed in zip(jobs, results, strict=True):
+        st = os.stat(final)
+        assert (placed.size, placed.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        with open(final, "rb") as fh:
+            assert fh.read() == bytes(body)
+
+
+def test_place_many_failures_leave_no_temp_and_do_not_stop_the_others(tmp_path, place_many):
+    (tmp_path / "taken").mkdir()  # a folder in the way of a final name: the rename fails
+    (tmp_path / ".busy.isc-part-1-t").write_bytes(b"another writer's")  # its temp exists: O_EXCL
+    (tmp_path / "old").write_bytes(b"old bytes")
+    jobs = [
+        (str(tmp_path / "gone" / ".a.isc-part-1-t"), str(tmp_path / "gone" / "a"), b"x"),
+        (str(tmp_path / ".taken.isc-part-1-t"), str(tmp_path / "taken"), b"y"),
+        (str(tmp_path / ".busy.isc-part-1-t"), str(tmp_path / "busy"), b"z"),
+        (str(tmp_path / ".old.isc-part-1-t"), str(tmp_path / "old"), b"new bytes"),
+    ]
+    missing, in_the_way, exists, replaced = place_many(jobs)
+    assert isinstance(missing, FileNotFoundError)
+    assert missing.filename == jobs[0][0]
+    assert isinstance(in_the_way, IsADirectoryError)
+    assert in_the_way.filename2 == jobs[1][1]
+    assert isinstance(exists, FileExistsError)
+    assert replaced.size == len(b"new bytes")
+    assert _names(tmp_path) == [".busy.isc-part-1-t", "old", "taken"]
+    assert (tmp_path / ".busy.isc-part-1-t").read_bytes() == b"another writer's"  # not ours: kept
+    assert (tmp_path / "old").read_bytes() == b"new bytes"
+    assert os.listdir(tmp_path / "taken") == []
+
+
+def test_place_many_refuses_a_malformed_job(tmp_path, place_many):
+    with pytest.raises((TypeError, ValueError)):
+        place_many([(str(tmp_path / ".a"), str(tmp_path / "a"))])
+    assert _names(tmp_path) == []
+
+
+def test_the_uninitialised_receive_buffer_is_a_bytearray_of_the_length():
+    from isc_kit.transfer import engine
+
+    for n in (0, 1, 177_000):
+        buf = engine._new_buffer(n)
+        assert type(buf) is bytearray
+        assert len(buf) == n

@@ -2,27 +2,30 @@
 
 A body received in memory is handed to :class:`BodyWriter`; one worker thread takes everything
 that queued up while it was busy, hashes the whole batch at once (multi-buffer MD5 when
-available, see :mod:`isc_kit.md5batch`), and for each body whose MD5 is right writes a temp file
-beside the final name, moves it into place with ``os.replace`` and appends its verified record
-line (one ``write`` per batch). A body whose MD5 is wrong never touches the disk. Hashing and
-``os.write`` release the GIL, so this runs beside the event loop on another core, and the event
-loop pays one wake-up per batch instead of one per object.
+available, see :mod:`isc_kit.md5batch`), puts every body whose MD5 is right in place with one
+:func:`isc_kit.placement.place_many` (temp file beside the final name, ``os.replace``) and appends
+their verified record lines (one ``write`` per batch). A body whose MD5 is wrong never touches the
+disk. The hash and the placement each release the GIL once per batch, so this runs beside the
+event loop on another core, and the event loop pays one wake-up per batch instead of one per object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-from ..placement import replace_verified
+from ..placement import place_many
 from ..records import RecordWriter
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+#: Writer threads of a fetch: two, so writing and hashing large bodies spreads over two cores
+#: (10,000 x 177 KB at 20 ms per request: 1.99 s with two and 256 requests in flight, 2.22 s with one;
+#: bench/RESULTS.md); a second batch starts only once this many bytes wait.
+WRITER_THREADS = 2
+SECOND_WRITER_BYTES = 4 << 20
 
 
 class Finished(NamedTuple):
@@ -62,18 +65,19 @@ def write_all(fd: int, data: Any) -> None:
 
 
 class BodyWriter:
-    """Hash, write, verify and place bodies in batches on one worker thread."""
+    """Hash, write, verify and place bodies in batches on up to ``threads`` worker threads."""
 
     def __init__(
         self,
         records: RecordWriter,
         *,
         hasher: Callable[[Sequence[Any]], list[str]] | None = None,
-        threads: int = 1,
+        threads: int = WRITER_THREADS,
     ):
         self._records = records
         self._hash = hasher or default_hasher()
         self._pending: list[_Job] = []
+        self._pending_bytes = 0
         self._threads = max(1, threads)
         self._inflight = 0
         self._pool = ThreadPoolExecutor(self._threads, "isc-kit-write")
@@ -95,12 +99,22 @@ class BodyWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Finished] = loop.create_future()
         self._pending.append(_Job(relpath, body, tmp, final, want_md5, future))
-        if self._inflight < self._threads:
-            self._kick(loop)
+        self._pending_bytes += len(body)
+        self._maybe_kick(loop)
         return future
+
+    def _maybe_kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        """An idle writer takes what is pending; a further one joins only when bytes pile up (large
+        bodies: their writes are the cost), not for many tiny ones (where more threads only contend)."""
+        if self._pending and (
+            self._inflight == 0
+            or (self._inflight < self._threads and self._pending_bytes >= SECOND_WRITER_BYTES)
+        ):
+            self._kick(loop)
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
+        self._pending_bytes = 0
         self._inflight += 1
         done = loop.run_in_executor(self._pool, self._process, batch)
         done.add_done_callback(lambda f: self._settle(loop, batch, f))
@@ -117,44 +131,28 @@ class BodyWriter:
             else:
                 job.future.set_result(result)
         self.batches += 1
-        if self._pending:
-            self._kick(loop)
+        self._maybe_kick(loop)
 
     def _process(self, batch: list[_Job]) -> list[Finished]:
-        """In the worker thread: hash all, then write and place those whose MD5 is right."""
+        """In the worker thread: hash all, then write and place those whose MD5 is right (one call)."""
         digests = self._hash([job.body for job in batch])
-        results: list[Finished] = []
+        good = [
+            i
+            for i, (job, actual) in enumerate(zip(batch, digests, strict=True))
+            if job.want_md5 is None or actual == job.want_md5
+        ]
+        placed = place_many([(batch[i].tmp, batch[i].final, batch[i].body) for i in good])
+        results = [Finished(actual, False) for actual in digests]
         rows: list[tuple[str, int, int, str]] = []
-        for job, actual in zip(batch, digests, strict=True):
-            if job.want_md5 is not None and actual != job.want_md5:
-                results.append(Finished(actual, False))
-                continue
-            try:
-                st = _place(job)
-            except OSError as err:
-                results.append(Finished(actual, False, err))
-                continue
-            rows.append((job.relpath, st.st_size, st.st_mtime_ns, actual))
-            results.append(Finished(actual, True))
+        for i, outcome in zip(good, placed, strict=True):
+            if isinstance(outcome, OSError):
+                results[i] = Finished(digests[i], False, outcome)
+            else:
+                rows.append((batch[i].relpath, outcome.size, outcome.mtime_ns, digests[i]))
+                results[i] = Finished(digests[i], True)
         if rows:
             try:
                 self._records.add_many(rows)
             except OSError as err:  # in place but unrecorded: a later run hashes them again
                 results = [r._replace(error=err) if r.placed else r for r in results]
         return results
-
-
-def _place(job: _Job) -> os.stat_result:
-    fd = os.open(job.tmp, _OPEN_FLAGS, 0o644)
-    try:
-        try:
-            write_all(fd, job.body)
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-        replace_verified(job.tmp, job.final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(job.tmp)
-        raise
-    return st

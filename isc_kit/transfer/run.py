@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Concurrent requests: enough to hide 20 ms per request (bench/RESULTS.md); bodies held in
 #: memory stay below 2 x this x 1 MB.
-DEFAULT_JOBS = 128
+DEFAULT_JOBS = 256
 DEFAULT_RETRIES = 5
 
 
@@ -270,7 +270,7 @@ def run_engine(
     progress.set_size(total_bytes)
     with (
         dest.record_writer() as writer,
-        BodyWriter(writer) as bodies,  # one thread: measured faster than two (bench.memory --entries 20000)
+        BodyWriter(writer) as bodies,
     ):
         engine = Engine(
             dest=dest,

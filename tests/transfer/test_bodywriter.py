@@ -1,4 +1,4 @@
-"""BodyWriter: bodies hashed in batches on one thread, placed only when their MD5 is right, recorded."""
+"""BodyWriter: bodies hashed in batches on worker threads, placed only when their MD5 is right, recorded."""
 
 from __future__ import annotations
 
@@ -174,3 +174,50 @@ def test_the_writer_hashes_with_the_multi_buffer_md5_whenever_it_is_built() -> N
     if md5batch.backend() == "hashlib":
         pytest.skip("the C extension is not built here")
     assert default_hasher() is md5batch.md5_hex_many
+
+
+def test_a_second_writer_joins_only_when_bytes_pile_up(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads place large bodies side by side; tiny ones stay on one (more would only contend)."""
+    import threading
+
+    from isc_kit.transfer import bodywriter
+
+    concurrent: list[int] = []
+    active = [0]
+    lock = threading.Lock()
+    release = threading.Event()
+    real = bodywriter.BodyWriter._process
+
+    def held(self: BodyWriter, batch: list[Any]) -> list[Finished]:
+        with lock:
+            active[0] += 1
+            concurrent.append(active[0])
+        release.wait(30)  # every batch waits until all bodies are submitted
+        with lock:
+            active[0] -= 1
+        return real(self, batch)
+
+    monkeypatch.setattr(bodywriter.BodyWriter, "_process", held)
+    jobs = bodies(60)
+
+    async def run(threshold: int) -> list[Finished]:
+        monkeypatch.setattr(bodywriter, "SECOND_WRITER_BYTES", threshold)
+        release.clear()
+        with Destination(dest).record_writer() as rec, BodyWriter(rec, threads=2) as writer:
+            out = [writer.submit(name, body, *paths(dest, name), md5) for name, body, md5 in jobs]
+            release.set()
+            return list(await asyncio.gather(*out))
+
+    results = asyncio.run(run(1 << 40))  # never enough bytes waiting: one writer at a time
+    assert max(concurrent) == 1
+    assert len(concurrent) == 2
+    assert all(r.placed for r in results)
+    for name, _, _ in jobs:
+        (dest / name).unlink()
+    concurrent.clear()
+    results = asyncio.run(run(1))  # a byte waiting is enough: the second writer joins at once
+    assert max(concurrent) == 2
+    assert all(r.placed for r in results)
+    assert sorted(os.listdir(dest)) == [name for name, _, _ in jobs]
+    for name, body, _ in jobs[::7]:
+        assert (dest / name).read_bytes() == body

@@ -284,7 +284,6 @@ def test_map_bad_input_is_one_line(tmp_path, descriptors):
         EmbeddingMap((["a", "b"], np.ones((2, 4))), method="tsne")
 
 
-
 # ---------------------------------------------------------------------------------------------- a kernel
 
 KERNEL_CELLS = [
