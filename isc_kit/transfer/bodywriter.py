@@ -1,12 +1,13 @@
 """Finishing downloaded bodies off the event loop, many per hand-off.
 
-A body received in memory is handed to :class:`BodyWriter`; one worker thread takes everything
+A body received in memory is handed to :class:`BodyWriter`; a worker thread takes everything
 that queued up while it was busy, hashes the whole batch at once (multi-buffer MD5 when
 available, see :mod:`isc_kit.md5batch`), puts every body whose MD5 is right in place with one
 :func:`isc_kit.placement.place_many` (temp file beside the final name, ``os.replace``) and appends
 their verified record lines (one ``write`` per batch). A body whose MD5 is wrong never touches the
 disk. The hash and the placement each release the GIL once per batch, so this runs beside the
 event loop on another core, and the event loop pays one wake-up per batch instead of one per object.
+A second thread takes a batch of its own only while the first is busy and 4 MB of bodies wait.
 """
 
 from __future__ import annotations
